@@ -1,0 +1,239 @@
+"""The ``digitctl`` command line: one thin function per command.
+
+Commands resolve the settings, call one library function and present its result. The
+library never prints; errors it raises (:class:`DigitctlError`) become one red line on
+stderr and a non-zero exit status here.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from digitctl import __version__
+from digitctl.config import Settings, describe, load_settings
+from digitctl.errors import DigitctlError
+from digitctl import ui
+
+app = typer.Typer(
+    name="digitctl",
+    help="Recognise handwritten digits: download MNIST, train a CNN, evaluate, predict, serve.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class CliState:
+    """What the top-level options tell every command."""
+
+    config_file: Path | None = None
+    debug: bool = False
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def settings(self, **flags: Any) -> Settings:
+        return load_settings(self.config_file, {**self.overrides, **flags})
+
+
+def _state(ctx: typer.Context) -> CliState:
+    if not isinstance(ctx.obj, CliState):
+        ctx.obj = CliState()
+    return ctx.obj
+
+
+def handles_errors(command: F) -> F:
+    """Turn DigitctlError into one red line and its exit status (traceback with --debug)."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ctx = typer.get_current_context()
+        try:
+            return command(*args, **kwargs)
+        except DigitctlError as exc:
+            if _state(ctx).debug:
+                raise
+            ui.error_line(str(exc))
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            if _state(ctx).debug:
+                raise
+            ui.error_line("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"digitctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_callback(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="TOML settings file (default: ./digitctl.toml if present, or $DIGITCTL_CONFIG).",
+        ),
+    ] = None,
+    workspace: Annotated[
+        Path | None,
+        typer.Option(help="Workspace for models/ and artifacts/ (default: current directory)."),
+    ] = None,
+    cache_dir: Annotated[
+        Path | None, typer.Option(help="Where downloaded and processed data is cached.")
+    ] = None,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show full tracebacks on errors.")
+    ] = os.environ.get("DIGITCTL_DEBUG", "") not in ("", "0"),
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version_callback, is_eager=True, help="Show the version."
+        ),
+    ] = False,
+) -> None:
+    """Recognise handwritten digits: download MNIST, train a CNN, evaluate, predict, serve."""
+    ctx.obj = CliState(
+        config_file=config,
+        debug=debug,
+        overrides={"workspace": workspace, "cache_dir": cache_dir},
+    )
+
+
+# --------------------------------------------------------------------------------------
+# config
+# --------------------------------------------------------------------------------------
+@app.command("config")
+@handles_errors
+def config_command(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the settings as JSON.")] = False,
+) -> None:
+    """Show the resolved settings and where each value came from."""
+    settings = _state(ctx).settings()
+    rows = describe(settings)
+    if as_json:
+        ui.print_json({row["name"]: {"value": row["value"], "source": row["source"]} for row in rows})
+        return
+    ui.out_console().print(
+        ui.table("digitctl settings", ["setting", "value", "source"],
+                 [(r["name"], r["value"], r["source"]) for r in rows])
+    )
+
+
+# --------------------------------------------------------------------------------------
+# download / preprocess
+# --------------------------------------------------------------------------------------
+MirrorOption = Annotated[
+    str | None,
+    typer.Option(
+        "--mirror",
+        help="A folder or http(s) base URL holding the four MNIST .gz files, tried first.",
+    ),
+]
+
+
+@app.command()
+@handles_errors
+def download(
+    ctx: typer.Context,
+    mirror: MirrorOption = None,
+    timeout: Annotated[
+        float | None, typer.Option(help="Seconds without data before a mirror is abandoned.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Download the four MNIST archives into the cache, verified."""
+    from digitctl import data
+
+    settings = _state(ctx).settings(mirror=mirror, download_timeout=timeout)
+    with ui.transfer_progress() as progress:
+        result = data.download_mnist(settings, progress=progress)
+    if as_json:
+        ui.print_json(result.as_dict())
+        return
+    for item in result.files:
+        ui.info(f"[green]✓[/green] {item.name}  {item.status}  ({item.check})  from {item.source}")
+    ui.info(f"MNIST is in {result.directory}")
+
+
+@app.command()
+@handles_errors
+def preprocess(
+    ctx: typer.Context,
+    mirror: MirrorOption = None,
+    val_split: Annotated[
+        float | None, typer.Option(help="Fraction of the training set held out for validation.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the stratified split.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Parse the IDX files into one processed, fingerprinted .npz and plot the data."""
+    from digitctl import data
+
+    settings = _state(ctx).settings(mirror=mirror, val_split=val_split, seed=seed)
+    with ui.task_progress() as progress:
+        result = data.preprocess(settings, progress=progress)
+    if as_json:
+        ui.print_json(result.as_dict())
+        return
+    verb = "reused (inputs unchanged)" if result.cached else "built"
+    ui.info(f"[green]✓[/green] processed data {verb}: {result.path}")
+    ui.out_console().print(
+        ui.table(None, ["split", "images"],
+                 [("train", result.counts["train"]), ("validation", result.counts["val"]),
+                  ("test", result.counts["test"])])
+    )
+    for artifact in result.artifacts:
+        ui.info(f"  wrote {artifact}")
+
+
+def _not_built_yet(name: str) -> None:
+    raise DigitctlError(f"`digitctl {name}` is not built yet in this version; see the changelog")
+
+
+@app.command()
+@handles_errors
+def train(ctx: typer.Context) -> None:
+    """Train the CNN on MNIST and save the best model."""
+    _not_built_yet("train")
+
+
+@app.command()
+@handles_errors
+def evaluate(ctx: typer.Context) -> None:
+    """Evaluate a model on the MNIST test set."""
+    _not_built_yet("evaluate")
+
+
+@app.command()
+@handles_errors
+def predict(ctx: typer.Context) -> None:
+    """Predict the digit in images."""
+    _not_built_yet("predict")
+
+
+@app.command()
+@handles_errors
+def serve(ctx: typer.Context) -> None:
+    """Launch the drawing-canvas web app."""
+    _not_built_yet("serve")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

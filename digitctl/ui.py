@@ -1,0 +1,102 @@
+"""Rich helpers shared by the commands: consoles, progress bars, tables, error lines.
+
+Messages and progress go to stderr so that stdout stays clean for ``--json`` output.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+# Created on first use so that importing digitctl has no side effects.
+_consoles: dict[str, Console] = {}
+
+
+def err_console() -> Console:
+    if "err" not in _consoles:
+        _consoles["err"] = Console(stderr=True, highlight=False)
+    return _consoles["err"]
+
+
+def out_console() -> Console:
+    if "out" not in _consoles:
+        _consoles["out"] = Console(highlight=False)
+    return _consoles["out"]
+
+
+def reset_consoles() -> None:
+    """Forget cached consoles (tests swap sys.stdout/sys.stderr between runs)."""
+    _consoles.clear()
+
+
+def info(message: str) -> None:
+    err_console().print(message)
+
+
+def warn(message: str) -> None:
+    err_console().print(f"[yellow]Warning:[/yellow] {message}")
+
+
+def error_line(message: str) -> None:
+    # markup=False: user paths and messages may contain square brackets.
+    err_console().print("Error: " + message, style="bold red", markup=False, soft_wrap=True)
+
+
+def print_json(document: Any) -> None:
+    sys.stdout.write(json.dumps(document, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def transfer_progress() -> Progress:
+    """A progress bar for downloads: bytes, speed and time left."""
+    return Progress(
+        TextColumn("[bold blue]{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=err_console(),
+        transient=False,
+    )
+
+
+def task_progress(transient: bool = False) -> Progress:
+    """A progress bar for counted work: n of total, elapsed and remaining time."""
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[bold blue]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[status]}"),
+        console=err_console(),
+        transient=transient,
+    )
+
+
+def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Table:
+    result = Table(title=title, title_justify="left")
+    for column in columns:
+        result.add_column(column)
+    for row in rows:
+        result.add_row(*("" if cell is None else str(cell) for cell in row))
+    return result
