@@ -52,20 +52,24 @@ def _state(ctx: typer.Context) -> CliState:
 
 
 def handles_errors(command: F) -> F:
-    """Turn DigitctlError into one red line and its exit status (traceback with --debug)."""
+    """Turn DigitctlError into one red line and its exit status (traceback with --debug).
+
+    Every command takes ``ctx: typer.Context`` as a keyword so the wrapper can read --debug.
+    """
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        ctx = typer.get_current_context()
+        ctx = kwargs.get("ctx")
+        debug = isinstance(ctx, typer.Context) and _state(ctx).debug
         try:
             return command(*args, **kwargs)
         except DigitctlError as exc:
-            if _state(ctx).debug:
+            if debug:
                 raise
             ui.error_line(str(exc))
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
-            if _state(ctx).debug:
+            if debug:
                 raise
             ui.error_line("interrupted")
             raise typer.Exit(130) from None

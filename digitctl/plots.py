@@ -1,0 +1,63 @@
+"""matplotlib artifacts, one function per figure, written atomically with the Agg backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from digitctl.atomic import write_with
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(figure: Any, path: Path) -> Path:
+    """Write ``figure`` to ``path`` atomically and close it."""
+    plt = _pyplot()
+    try:
+        write_with(path, lambda tmp: figure.savefig(tmp, dpi=100, bbox_inches="tight",
+                                                    format=path.suffix.lstrip(".") or "png"))
+    finally:
+        plt.close(figure)
+    return path
+
+
+def plot_class_distribution(counts: dict[str, np.ndarray], path: Path) -> Path:
+    """Bar chart of images per digit for each split (``counts[split]`` has 10 entries)."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(8, 4))
+    width = 0.8 / max(1, len(counts))
+    digits = np.arange(10)
+    for index, (split, values) in enumerate(counts.items()):
+        axis.bar(digits + index * width, values, width=width, label=split)
+    axis.set_xticks(digits + width * (len(counts) - 1) / 2, [str(d) for d in digits])
+    axis.set_xlabel("digit")
+    axis.set_ylabel("images")
+    axis.set_title("MNIST class distribution")
+    axis.legend()
+    return save_figure(figure, path)
+
+
+def plot_image_grid(
+    images: np.ndarray, titles: list[str], path: Path, suptitle: str, columns: int = 10
+) -> Path:
+    """A grid of 28×28 images with a title under each."""
+    plt = _pyplot()
+    count = len(images)
+    rows = max(1, int(np.ceil(count / columns)))
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.2, rows * 1.4))
+    for index, axis in enumerate(np.atleast_1d(axes).ravel()):
+        axis.axis("off")
+        if index < count:
+            axis.imshow(np.asarray(images[index]).reshape(28, 28), cmap="gray", vmin=0, vmax=1)
+            axis.set_title(titles[index], fontsize=8)
+    figure.suptitle(suptitle)
+    return save_figure(figure, path)
