@@ -29,6 +29,8 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     )
     os.close(fd)
     tmp = Path(tmp_name)
+    # mkstemp creates 0600; give the file the permissions a plain open() would have.
+    os.chmod(tmp, 0o666 & ~_umask())
     try:
         yield tmp
         _fsync_path(tmp)
@@ -66,6 +68,12 @@ def write_with(target: str | os.PathLike[str], writer: Callable[[Path], object])
     with atomic_path(target) as tmp:
         writer(tmp)
     return Path(target)
+
+
+def _umask() -> int:
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
 
 
 def _fsync_path(path: Path) -> None:
