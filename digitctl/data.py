@@ -32,10 +32,10 @@ if TYPE_CHECKING:
 
 # SHA-256 of the official gzip archives (as served by LeCun's site and its mirrors).
 OFFICIAL_SHA256 = {
-    "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
-    "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
-    "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
-    "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+    "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",  # noqa: E501
+    "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",  # noqa: E501
+    "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",  # noqa: E501
+    "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",  # noqa: E501
 }
 MNIST_FILES = tuple(OFFICIAL_SHA256)
 
@@ -170,7 +170,8 @@ class _RichPoochBar:
 
     def __init__(self, progress: Progress, description: str) -> None:
         self._progress = progress
-        self._task = progress.add_task(description, total=None)
+        # status="": the task-style bars of preprocess/train show a status field.
+        self._task = progress.add_task(description, total=None, status="")
 
     @property
     def total(self) -> float | None:
@@ -235,16 +236,23 @@ def _fetch_http(url: str, staged: Path, timeout: float, progress: Progress | Non
     downloader = pooch.HTTPDownloader(progressbar=bar, timeout=timeout)
     try:
         # known_hash=None: the hash policy depends on the mirror, so _accept checks it.
-        pooch.retrieve(url, known_hash=None, fname=staged.name, path=staged.parent,
-                       downloader=downloader)
+        pooch.retrieve(
+            url, known_hash=None, fname=staged.name, path=staged.parent, downloader=downloader
+        )
     except requests.exceptions.HTTPError as exc:
         status = exc.response.status_code if exc.response is not None else "?"
         raise DataError(f"HTTP {status}") from None
     except requests.exceptions.Timeout:
         raise DataError(f"no data for {timeout:g} s (stalled)") from None
     except requests.exceptions.ConnectionError as exc:
-        reason = "truncated response" if "IncompleteRead" in str(exc) or "Connection broken" \
-            in str(exc) else "cannot connect"
+        # requests reports a read timeout mid-body and a short body as connection errors.
+        text = str(exc)
+        if "timed out" in text:
+            reason = f"no data for {timeout:g} s (stalled)"
+        elif "IncompleteRead" in text or "Connection broken" in text:
+            reason = "truncated response"
+        else:
+            reason = "cannot connect"
         raise DataError(reason) from None
     except requests.exceptions.RequestException as exc:
         raise DataError(type(exc).__name__) from None
@@ -300,8 +308,9 @@ def _fetch_one(
             staged = Path(staging) / name
             try:
                 if _is_url(source):
-                    _fetch_http(_source_url(source, name), staged, settings.download_timeout,
-                                progress)
+                    _fetch_http(
+                        _source_url(source, name), staged, settings.download_timeout, progress
+                    )
                     status = "downloaded"
                 else:
                     origin = Path(source).expanduser() / name
@@ -402,7 +411,7 @@ def preprocess(
 
     Downloads first when the raw files are not cached.
     """
-    raw = download_mnist(settings, progress=None if progress is None else progress)
+    raw = download_mnist(settings, progress=progress)
     hashes = {f.name: f.sha256 for f in raw.files}
     fingerprint = processing_fingerprint(hashes, settings.val_split, settings.seed)
     target = processed_file(settings, fingerprint)
@@ -468,8 +477,12 @@ def _data_plots(settings: Settings, processed: Path, missing_only: bool) -> list
             for key, name in (("train", "train"), ("val", "validation"), ("test", "test"))
         }
         y_train = stored["y_train"]
-        picks = [int(np.flatnonzero(y_train == d)[i]) for i in range(2) for d in range(10)
-                 if np.count_nonzero(y_train == d) > i]
+        picks = [
+            int(np.flatnonzero(y_train == d)[i])
+            for i in range(2)
+            for d in range(10)
+            if np.count_nonzero(y_train == d) > i
+        ]
         images = stored["x_train"][picks]
         titles = [str(int(y_train[i])) for i in picks]
     plots.plot_class_distribution(counts, distribution)

@@ -55,8 +55,11 @@ def lite_path_for(model_path: Path) -> Path:
 
 
 def card_path_for(model_path: Path) -> Path:
-    return model_path.parent / "model_card.json" if model_path.parent == BUNDLED_MODEL_DIR \
+    return (
+        model_path.parent / "model_card.json"
+        if model_path.parent == BUNDLED_MODEL_DIR
         else model_path.with_name(model_path.stem + "_card.json")
+    )
 
 
 def load_keras_model(path: Path, unsafe: bool = False, compile: bool = False) -> Any:
@@ -82,4 +85,6 @@ def load_keras_model(path: Path, unsafe: bool = False, compile: bool = False) ->
             ) from None
         raise ModelError(f"cannot load model {path}: {text.splitlines()[0]}") from None
     except (OSError, KeyError, TypeError, EOFError) as exc:
-        raise ModelError(f"cannot load model {path}: it is not a valid Keras model ({exc})") from None
+        raise ModelError(
+            f"cannot load model {path}: it is not a valid Keras model ({exc})"
+        ) from None

@@ -23,8 +23,12 @@ def save_figure(figure: Any, path: Path) -> Path:
     """Write ``figure`` to ``path`` atomically and close it."""
     plt = _pyplot()
     try:
-        write_with(path, lambda tmp: figure.savefig(tmp, dpi=100, bbox_inches="tight",
-                                                    format=path.suffix.lstrip(".") or "png"))
+        write_with(
+            path,
+            lambda tmp: figure.savefig(
+                tmp, dpi=100, bbox_inches="tight", format=path.suffix.lstrip(".") or "png"
+            ),
+        )
     finally:
         plt.close(figure)
     return path
@@ -60,4 +64,54 @@ def plot_image_grid(
             axis.imshow(np.asarray(images[index]).reshape(28, 28), cmap="gray", vmin=0, vmax=1)
             axis.set_title(titles[index], fontsize=8)
     figure.suptitle(suptitle)
+    return save_figure(figure, path)
+
+
+def plot_training_history(
+    history: dict[str, list[float]], path: Path, best_epoch: int | None = None
+) -> Path:
+    """Loss and accuracy per epoch for training and validation, the best epoch marked."""
+    plt = _pyplot()
+    figure, (loss_axis, acc_axis) = plt.subplots(1, 2, figsize=(11, 4))
+    epochs = np.arange(1, len(history.get("loss", [])) + 1)
+    for axis, key, label in ((loss_axis, "loss", "loss"), (acc_axis, "accuracy", "accuracy")):
+        if history.get(key):
+            axis.plot(epochs, history[key], marker="o", label=f"training {label}")
+        if history.get(f"val_{key}"):
+            axis.plot(epochs, history[f"val_{key}"], marker="o", label=f"validation {label}")
+        if best_epoch:
+            axis.axvline(best_epoch, color="grey", linestyle="--", label=f"best epoch {best_epoch}")
+        axis.set_xlabel("epoch")
+        axis.set_ylabel(label)
+        axis.grid(alpha=0.3)
+        axis.legend()
+    loss_axis.set_title("Loss")
+    acc_axis.set_title("Accuracy")
+    return save_figure(figure, path)
+
+
+def plot_confusion_matrix(matrix: np.ndarray, path: Path, title: str = "Confusion matrix") -> Path:
+    """The 10×10 confusion matrix (rows: true digit, columns: predicted), counts annotated."""
+    plt = _pyplot()
+    matrix = np.asarray(matrix)
+    figure, axis = plt.subplots(figsize=(7, 6))
+    # Log-scaled colours: the diagonal dwarfs the mistakes, which are what one looks for.
+    image = axis.imshow(np.log1p(matrix), cmap="Blues")
+    threshold = np.log1p(matrix).max() / 2 if matrix.size else 0
+    for (row, column), value in np.ndenumerate(matrix):
+        axis.text(
+            column,
+            row,
+            str(int(value)),
+            ha="center",
+            va="center",
+            fontsize=8,
+            color="white" if np.log1p(value) > threshold else "black",
+        )
+    axis.set_xticks(range(matrix.shape[1]))
+    axis.set_yticks(range(matrix.shape[0]))
+    axis.set_xlabel("predicted digit")
+    axis.set_ylabel("true digit")
+    axis.set_title(title)
+    figure.colorbar(image, ax=axis, label="log(1 + count)")
     return save_figure(figure, path)

@@ -77,9 +77,7 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def fixture_settings(workspace: Path, mnist_mirror: Path) -> Settings:
     """Settings for a workspace whose data comes from the tiny fixture mirror."""
-    return Settings(
-        workspace=workspace, cache_dir=workspace / "cache", mirror=str(mnist_mirror)
-    )
+    return Settings(workspace=workspace, cache_dir=workspace / "cache", mirror=str(mnist_mirror))
 
 
 @pytest.fixture
