@@ -233,9 +233,37 @@ def predict(ctx: typer.Context) -> None:
 
 @app.command()
 @handles_errors
-def serve(ctx: typer.Context) -> None:
-    """Launch the drawing-canvas web app."""
-    _not_built_yet("serve")
+def serve(
+    ctx: typer.Context,
+    host: Annotated[
+        str | None,
+        typer.Option(
+            help="Address to bind (default 127.0.0.1; 0.0.0.0 exposes it to the network)."
+        ),
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (default 8501).")] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option(help="Model file (.keras or .tflite); default: workspace, else bundled."),
+    ] = None,
+    open_browser: Annotated[
+        bool, typer.Option("--open/--no-open", help="Open the app in a web browser once it is up.")
+    ] = False,
+) -> None:
+    """Launch the drawing-canvas web app (Streamlit); Ctrl-C stops it."""
+    from digitctl import serve as serving
+
+    settings = _state(ctx).settings(host=host, port=port, model=model)
+    plan = serving.plan_serve(settings)
+    for warning in plan.warnings:
+        ui.warn(warning)
+    ui.info(f"Starting the digit app at {plan.url} with model {plan.model} (Ctrl-C stops it)")
+    serving.run_server(
+        plan,
+        open_browser=open_browser,
+        on_ready=lambda url: ui.info(f"[green]✓[/green] Open {url} in your browser"),
+    )
+    ui.info("Server stopped.")
 
 
 def main() -> None:

@@ -1,0 +1,247 @@
+"""End to end in a real browser: `digitctl serve`, Debian's chromium, Playwright.
+
+Draws a "1" and a "7" on the canvas with mouse strokes, then uploads an image, and checks
+the digit the app shows each time. Screenshots go to ``$DIGITCTL_SCREENSHOTS`` when set,
+else to the test's tmp folder.
+
+Needs /usr/bin/chromium (``apt-get install -y chromium``; never ``playwright install``),
+the playwright package and a trained model (the bundled one). Without them the test is
+skipped, unless ``DIGITCTL_REQUIRE_BROWSER=1`` (CI) turns the skip into a failure.
+Run only this test with ``pytest -m browser``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from digitctl.modelfiles import bundled_model_path, lite_path_for
+
+pytestmark = pytest.mark.browser
+
+# Read at import: the autouse fixture in conftest.py clears DIGITCTL_* before each test.
+REQUIRE_BROWSER = os.environ.get("DIGITCTL_REQUIRE_BROWSER", "") not in ("", "0")
+SCREENSHOTS = os.environ.get("DIGITCTL_SCREENSHOTS")
+# A trained model to use instead of the bundled one (for developing this test).
+TEST_MODEL = os.environ.get("DIGITCTL_TEST_MODEL")
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SERVER_START_S = 60
+PREDICTION_TIMEOUT_MS = 20_000
+
+
+def _model() -> Path | None:
+    if TEST_MODEL:
+        return Path(TEST_MODEL)
+    bundled = bundled_model_path()
+    if bundled.exists() or lite_path_for(bundled).exists():
+        return bundled
+    return None
+
+
+def _missing() -> str | None:
+    if not CHROMIUM.exists():
+        return f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return (
+            "the playwright package is missing: pip install playwright (not `playwright install`)"
+        )
+    if _model() is None:
+        return "no trained model: the bundled model is missing (set DIGITCTL_TEST_MODEL=PATH)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser_requirements() -> None:
+    reason = _missing()
+    if reason is None:
+        return
+    if REQUIRE_BROWSER:
+        pytest.fail(f"DIGITCTL_REQUIRE_BROWSER is set but {reason}")
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_health(url: str, process: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            _, err = process.communicate()
+            pytest.fail(f"digitctl serve exited with {process.returncode}:\n{err.decode()}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.read().strip() == b"ok":
+                    return
+        except OSError:
+            time.sleep(0.1)
+    pytest.fail(f"{url}/_stcore/health did not answer within {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def server(browser_requirements: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`digitctl serve` on a free port, stopped with SIGINT (Ctrl-C) afterwards."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    # Only this test's settings reach the server (CI's DIGITCTL_* switches are not settings).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGITCTL_")}
+    command = [sys.executable, "-m", "digitctl", "serve", "--port", str(port), "--no-open"]
+    command += ["--model", str(_model())]
+    process = subprocess.Popen(
+        command,
+        cwd=tmp_path_factory.mktemp("serve"),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for_health(url, process, SERVER_START_S)
+        yield url
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            _, err = process.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            _, err = process.communicate()
+        assert process.returncode == 0, err.decode()
+        assert b"Traceback" not in err, err.decode()
+
+
+@pytest.fixture(scope="module")
+def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = Path(SCREENSHOTS) if SCREENSHOTS else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def page(server: str) -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS
+        )
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 900})
+            page = context.new_page()
+            page.set_default_timeout(PREDICTION_TIMEOUT_MS)
+            page.goto(server)
+            yield page
+        finally:
+            browser.close()
+
+
+def draw(page, strokes: list[list[tuple[float, float]]]) -> None:  # noqa: ANN001
+    """Draw each stroke (points in 0..1 of the canvas) with the mouse."""
+    canvas = page.locator("canvas.upper-canvas")
+    canvas.wait_for(state="visible")
+    box = canvas.bounding_box()
+    assert box is not None
+    for stroke in strokes:
+        x0, y0 = stroke[0]
+        page.mouse.move(box["x"] + x0 * box["width"], box["y"] + y0 * box["height"])
+        page.mouse.down()
+        for x, y in stroke[1:]:
+            page.mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"], steps=12)
+        page.mouse.up()
+
+
+def expect_prediction(page, digit: int) -> None:  # noqa: ANN001
+    from playwright.sync_api import expect
+
+    prediction = page.locator(".st-key-prediction")
+    expect(prediction).to_contain_text(f"Prediction: {digit}", timeout=PREDICTION_TIMEOUT_MS)
+    # The chart renders a moment after the text; wait for it before screenshots.
+    expect(page.locator("[data-testid=stVegaLiteChart]").first).to_be_visible()
+
+
+def reset_canvas(page) -> None:  # noqa: ANN001
+    from playwright.sync_api import expect
+
+    page.locator("button[aria-label='Reset canvas & history']").click()
+    expect(page.locator(".st-key-prediction")).to_have_count(0, timeout=PREDICTION_TIMEOUT_MS)
+
+
+def digit_png(digit: int) -> bytes:
+    """A photo-like digit: dark ink on light paper, thick strokes, as a person would upload."""
+    from PIL import Image, ImageDraw
+
+    strokes = {
+        1: [[(0.5, 0.15), (0.5, 0.85)]],
+        7: [[(0.25, 0.2), (0.75, 0.2), (0.42, 0.85)]],
+    }[digit]
+    image = Image.new("RGB", (300, 300), (235, 232, 225))
+    pen = ImageDraw.Draw(image)
+    for stroke in strokes:
+        pen.line(
+            [(x * 300, y * 300) for x, y in stroke], fill=(30, 30, 40), width=24, joint="curve"
+        )
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+ONE = [[(0.52, 0.15), (0.5, 0.85)]]
+SEVEN = [[(0.25, 0.2), (0.75, 0.2), (0.45, 0.85)]]
+
+
+def test_draw_and_upload_digits_in_a_real_browser(page, screenshot_dir: Path) -> None:  # noqa: ANN001
+    from playwright.sync_api import expect
+
+    started = time.perf_counter()
+    expect(page.get_by_text("Draw a digit on the black canvas")).to_be_visible()
+    page.get_by_role("slider").first.wait_for()
+
+    draw(page, ONE)
+    expect_prediction(page, 1)
+    page.screenshot(path=screenshot_dir / "draw-1.png", full_page=True)
+
+    reset_canvas(page)
+    draw(page, SEVEN)
+    expect_prediction(page, 7)
+    page.screenshot(path=screenshot_dir / "draw-7.png", full_page=True)
+
+    page.get_by_text("Upload an image", exact=True).click()
+    page.locator("input[type=file]").set_input_files(
+        files=[{"name": "seven.png", "mimeType": "image/png", "buffer": digit_png(7)}]
+    )
+    expect_prediction(page, 7)
+    expect(page.get_by_text("seven.png").first).to_be_visible()
+    page.screenshot(path=screenshot_dir / "upload-7.png", full_page=True)
+
+    page.locator("input[type=file]").set_input_files(
+        files=[{"name": "broken.png", "mimeType": "image/png", "buffer": b"not an image"}]
+    )
+    expect(page.locator("[data-testid=stAlertContentError]")).to_contain_text("broken.png")
+    page.screenshot(path=screenshot_dir / "upload-broken.png", full_page=True)
+
+    print(
+        f"browser steps took {time.perf_counter() - started:.1f} s; screenshots in {screenshot_dir}"
+    )
