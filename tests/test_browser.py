@@ -178,8 +178,12 @@ def expect_prediction(page, digit: int) -> None:  # noqa: ANN001
 
     prediction = page.locator(".st-key-prediction")
     expect(prediction).to_contain_text(f"Prediction: {digit}", timeout=PREDICTION_TIMEOUT_MS)
-    # The chart renders a moment after the text; wait for it before screenshots.
+    # The chart and the images render a moment after the text; wait for them before
+    # screenshots.
     expect(page.locator("[data-testid=stVegaLiteChart]").first).to_be_visible()
+    page.wait_for_function(
+        "Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)"
+    )
 
 
 def reset_canvas(page) -> None:  # noqa: ANN001

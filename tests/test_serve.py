@@ -273,7 +273,14 @@ def test_importing_the_cli_and_serve_does_not_import_streamlit() -> None:
 
 
 # ---- a real server ----------------------------------------------------------------------------
-def test_real_server_answers_and_stops_cleanly_on_ctrl_c(model_file: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "whole_group", [True, False], ids=["terminal-ctrl-c", "sigint-to-digitctl"]
+)
+def test_real_server_answers_and_stops_cleanly_on_ctrl_c(
+    model_file: Path, tmp_path: Path, whole_group: bool
+) -> None:
+    # A terminal's Ctrl-C signals the whole process group (digitctl and streamlit); a
+    # supervisor may signal digitctl alone, which must then stop its child.
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIGITCTL_")}
     process = subprocess.Popen(
@@ -291,6 +298,7 @@ def test_real_server_answers_and_stops_cleanly_on_ctrl_c(model_file: Path, tmp_p
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        start_new_session=True,
     )
     try:
         assert serving.wait_until_healthy(
@@ -298,14 +306,22 @@ def test_real_server_answers_and_stops_cleanly_on_ctrl_c(model_file: Path, tmp_p
         ), process.communicate()[1].decode()
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health") as response:
             assert response.read() == b"ok"
-        # The ready message comes after the health check succeeded.
-        time.sleep(0.5)
+        time.sleep(0.5)  # the ready message follows the health check
     finally:
-        process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=30)
+        if whole_group:
+            os.killpg(process.pid, signal.SIGINT)
+        else:
+            process.send_signal(signal.SIGINT)
+        try:
+            out, err = process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
     text = err.decode()
     assert process.returncode == 0, text
     assert "Traceback" not in text
     assert f"http://127.0.0.1:{port}" in text
     assert "Server stopped." in text
     assert out.decode() == ""  # streamlit's own output goes to stderr too
+    # Nothing is left listening on the port.
+    serving.check_port_free("127.0.0.1", port)
