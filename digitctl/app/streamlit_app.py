@@ -76,19 +76,27 @@ def view_image(view: np.ndarray, scale: int = 6) -> Image.Image:
 
 @st.cache_resource(show_spinner="Loading the model…")
 def cached_predictor(
-    model: str, uncertain_below: float, unsafe_load: bool, _settings: Settings
+    model: str,
+    version: tuple[int, ...],
+    uncertain_below: float,
+    unsafe_load: bool,
+    _settings: Settings,
 ) -> Predictor:
-    """The predictor, loaded once per model and threshold for every session."""
+    """The predictor, loaded once per model file (and its version on disk) and settings."""
     from digitctl.inference import load_predictor
 
     return load_predictor(_settings, model=Path(model))
 
 
 def load_app_predictor(settings: Settings) -> Predictor:
-    from digitctl.modelfiles import resolve_model_path
+    from digitctl.modelfiles import lite_path_for, resolve_model_path
 
     model = resolve_model_path(settings)
-    return cached_predictor(str(model), settings.uncertain_below, settings.unsafe_load, settings)
+    # A model retrained (or re-exported) while the server runs is picked up on the next rerun.
+    version = tuple(p.stat().st_mtime_ns for p in (model, lite_path_for(model)) if p.exists())
+    return cached_predictor(
+        str(model), version, settings.uncertain_below, settings.unsafe_load, settings
+    )
 
 
 def show_sidebar(predictor: Predictor, settings: Settings) -> None:
