@@ -224,11 +224,127 @@ def evaluate(ctx: typer.Context) -> None:
     _not_built_yet("evaluate")
 
 
+def _prediction_table(outcomes: list[Any], backend: str) -> Any:
+    from rich.markup import escape
+
+    rows = []
+    for outcome in outcomes:
+        name = escape(outcome.name)
+        p = outcome.prediction
+        if p is None:
+            rows.append((name, "[red]-[/red]", "", f"[red]{escape(outcome.error or '')}[/red]"))
+            continue
+        top = "  ".join(f"{d}: {c:.1%}" for d, c in p.top(3))
+        confidence = f"[yellow]{p.confidence:.1%} (uncertain)[/yellow]" if p.uncertain \
+            else f"{p.confidence:.1%}"
+        rows.append((name, f"[bold]{p.label}[/bold]", confidence, top))
+    return ui.table(f"Predictions ({backend})", ["file", "digit", "confidence", "top-3"], rows)
+
+
 @app.command()
 @handles_errors
-def predict(ctx: typer.Context) -> None:
-    """Predict the digit in images."""
-    _not_built_yet("predict")
+def predict(
+    ctx: typer.Context,
+    paths: Annotated[
+        list[str],
+        typer.Argument(
+            help="Image files, directories (the images inside), or - for one image on stdin.",
+            show_default=False,
+        ),
+    ],
+    recursive: Annotated[
+        bool, typer.Option("--recursive", "-r", help="Also look for images in subdirectories.")
+    ] = False,
+    model: Annotated[
+        Path | None,
+        typer.Option(help="Model (.keras, .tflite or .onnx); default: workspace, else bundled."),
+    ] = None,
+    unsafe_load: Annotated[
+        bool | None,
+        typer.Option("--unsafe-load",
+                     help="Allow models that run Python code on load; only for trusted files."),
+    ] = None,
+    save_view: Annotated[
+        Path | None,
+        typer.Option("--save-view", help="Folder for the 28×28 view the model saw of each input."),
+    ] = None,
+    plot: Annotated[
+        bool,
+        typer.Option("--plot", help="One image only: write artifacts/prediction_result.png."),
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="JSON Lines on stdout, one object per input.")
+    ] = False,
+) -> None:
+    """Predict the digit in each image: drawings, photos of ink on paper, scans."""
+    from digitctl import inference
+
+    settings = _state(ctx).settings(model=model, unsafe_load=unsafe_load)
+    items = inference.collect_inputs(paths, recursive=recursive)
+    if plot and len(items) != 1:
+        raise typer.BadParameter(f"draws one image, got {len(items)} inputs", param_hint="--plot")
+    predictor = inference.load_predictor(settings)
+    outcomes = []
+    for outcome in inference.predict_inputs(predictor, items):
+        outcomes.append(outcome)
+        if outcome.error is not None:
+            ui.error_line(outcome.error)
+        if as_json:
+            ui.print_json(outcome.as_dict())
+    if save_view is not None:
+        written = inference.save_views(outcomes, save_view)
+        ui.info(f"wrote {len(written)} view(s) to {save_view}")
+    if plot and outcomes[0].prediction is not None:
+        target = settings.artifacts_path / "prediction_result.png"
+        inference.plot_prediction(items[0].source, outcomes[0].prediction, target)
+        ui.info(f"wrote {target}")
+    if not as_json:
+        ui.out_console().print(_prediction_table(outcomes, predictor.backend))
+    if any(outcome.error is not None for outcome in outcomes):
+        raise typer.Exit(1)
+
+
+@app.command()
+@handles_errors
+def export(
+    ctx: typer.Context,
+    model: Annotated[
+        Path | None,
+        typer.Option(help="The .keras/.h5 model to export (default: workspace, else bundled)."),
+    ] = None,
+    fmt: Annotated[
+        str,
+        typer.Option("--format", help="tflite (LiteRT, used by predict), onnx or savedmodel."),
+    ] = "tflite",
+    limit: Annotated[
+        int | None,
+        typer.Option(min=1, help="Check agreement on the first N test images only (quick)."),
+    ] = None,
+    unsafe_load: Annotated[
+        bool | None,
+        typer.Option("--unsafe-load",
+                     help="Allow models that run Python code on load; only for trusted files."),
+    ] = None,
+    mirror: MirrorOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Export a model for TensorFlow-free serving, checked against Keras on the test set."""
+    from digitctl import export as exporting
+
+    if fmt not in exporting.FORMATS:
+        raise typer.BadParameter(
+            f"{fmt!r} is not one of {', '.join(exporting.FORMATS)}", param_hint="--format"
+        )
+    settings = _state(ctx).settings(model=model, unsafe_load=unsafe_load, mirror=mirror)
+    with ui.task_progress(transient=True) as progress:
+        progress.add_task(f"exporting to {fmt} and checking", total=None, status="")
+        result = exporting.export_for_settings(settings, fmt=fmt, limit=limit)
+    if as_json:
+        ui.print_json(result.as_dict())
+        return
+    ui.info(f"[green]✓[/green] wrote {result.path} ({result.size_bytes / 1e6:.1f} MB)")
+    ui.info(f"agreement with Keras: {result.agreement:.2%} of {result.images:,} test images "
+            f"(largest probability difference {result.max_abs_diff:.1e})")
 
 
 @app.command()
