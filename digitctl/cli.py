@@ -212,16 +212,122 @@ def _not_built_yet(name: str) -> None:
 
 @app.command()
 @handles_errors
-def train(ctx: typer.Context) -> None:
-    """Train the CNN on MNIST and save the best model."""
-    _not_built_yet("train")
+def train(
+    ctx: typer.Context,
+    recipe: Annotated[
+        str | None,
+        typer.Option(help="Training recipe: best (highest accuracy) or fast (>= 99% in ~20 s)."),
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs (default: the recipe's).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Images per step.")] = None,
+    learning_rate: Annotated[
+        float | None, typer.Option(help="Peak learning rate of the one-cycle schedule.")
+    ] = None,
+    val_split: Annotated[
+        float | None, typer.Option(help="Fraction of the training set held out for validation.")
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(help="Train on the first N training images only.")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed of the split, weights and shuffling.")
+    ] = None,
+    augment: Annotated[
+        bool | None,
+        typer.Option("--augment/--no-augment",
+                     help="Random rotation, zoom and translation (default: the recipe's)."),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the interrupted run in this workspace.")
+    ] = False,
+    save_format: Annotated[
+        str, typer.Option("--format", help="keras, or h5 to write the legacy .h5 file as well.")
+    ] = "keras",
+    mirror: MirrorOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Train the CNN on MNIST and save the best model (by validation accuracy)."""
+    from digitctl import train as training
+
+    settings = _state(ctx).settings(
+        recipe=recipe, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+        val_split=val_split, limit=limit, seed=seed, augment=augment, mirror=mirror,
+    )
+    with ui.task_progress() as progress:
+        result = training.train_model(
+            settings, progress=progress, resume=resume, save_format=save_format
+        )
+    if as_json:
+        ui.print_json(result.as_dict())
+        return
+    best = result.best
+    rows = [
+        ("recipe", result.plan.recipe),
+        ("epochs run", f"{result.epochs_run} of {result.plan.epochs}"
+         + (" (stopped early)" if result.stopped_early else "")),
+        ("best epoch", result.best_epoch),
+        ("validation accuracy", f"{best['val_accuracy']:.4%}"),
+        ("validation loss", f"{best['val_loss']:.4f}"),
+        ("training accuracy", f"{best['accuracy']:.4%}"),
+        ("training images", f"{result.train_images:,}"),
+        ("augmentation", "on" if result.plan.augment else "off"),
+        ("training time", f"{result.train_seconds:.1f} s"),
+        ("model", result.model_path),
+        ("run record", result.record_path),
+        *(("also", path) for path in result.extra_models),
+        *(("artifact", path) for path in result.artifacts),
+    ]
+    ui.out_console().print(ui.table("Training summary", ["", ""], rows))
 
 
 @app.command()
 @handles_errors
-def evaluate(ctx: typer.Context) -> None:
-    """Evaluate a model on the MNIST test set."""
-    _not_built_yet("evaluate")
+def evaluate(
+    ctx: typer.Context,
+    model: Annotated[
+        Path | None,
+        typer.Option(help="A .keras/.h5 model (default: the workspace's, else the bundled one)."),
+    ] = None,
+    unsafe_load: Annotated[
+        bool | None,
+        typer.Option("--unsafe-load",
+                     help="Allow models that run Python code on load; only for trusted files."),
+    ] = None,
+    report: Annotated[
+        bool, typer.Option("--report", help="Show the per-class report and confusion matrix.")
+    ] = False,
+    mirror: MirrorOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+) -> None:
+    """Evaluate a model on the 10,000 MNIST test images."""
+    from digitctl import evaluate as evaluation
+
+    settings = _state(ctx).settings(model=model, unsafe_load=unsafe_load, mirror=mirror)
+    with ui.task_progress(transient=True) as progress:
+        result = evaluation.evaluate_model(settings, progress=progress)
+    if as_json:
+        ui.print_json(result.as_dict())
+        return
+    console = ui.out_console()
+    console.print(f"model     {result.model_path}")
+    console.print(f"accuracy  {result.accuracy:.4%}  ({result.images - result.errors:,} of "
+                  f"{result.images:,} test images)")
+    console.print(f"loss      {result.loss:.4f}")
+    if report:
+        digits = [str(d) for d in range(10)]
+        rows = [
+            (name, *(f"{result.report[name][key]:.4f}" for key in ("precision", "recall",
+                                                                    "f1-score")),
+             int(result.report[name]["support"]))
+            for name in [*digits, "macro avg", "weighted avg"]
+        ]
+        console.print(ui.table("Classification report", ["digit", "precision", "recall", "f1",
+                                                          "support"], rows))
+        matrix = ui.table("Confusion matrix (rows: true, columns: predicted)", ["", *digits],
+                          [(d, *result.confusion[i].tolist()) for i, d in enumerate(digits)])
+        console.print(matrix)
+    for path in [result.metrics_path, *result.artifacts]:
+        ui.info(f"  wrote {path}")
 
 
 def _prediction_table(outcomes: list[Any], backend: str) -> Any:
