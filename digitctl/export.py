@@ -86,6 +86,11 @@ def _write_onnx(model: Any, path: Path) -> Path:
     with atomic_path(path) as tmp:
         try:
             model.export(str(tmp), format="onnx", verbose=False)
+        except ImportError as exc:
+            raise ModelError(
+                f"ONNX export needs the tf2onnx and onnx packages ({exc}); "
+                "install them with `pip install tf2onnx onnx`"
+            ) from None
         except Exception as exc:
             raise ModelError(f"cannot export the model to ONNX: {exc}") from exc
     return path
