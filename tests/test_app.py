@@ -1,0 +1,249 @@
+"""The Streamlit app through AppTest (no browser, no JavaScript): uploads, errors, sidebar.
+
+The model is a template matcher built here: one dense layer whose weights are the 28×28
+views of a few synthetic digit pictures, exported to LiteRT. For those pictures the right
+digit wins by construction, so the tests check the app's wiring (upload → the shared
+preprocessing → the LiteRT predictor → what the page shows) with real values and no
+training. The canvas cannot be driven from AppTest; ``canvas_image`` is tested directly
+and the drawing itself by tests/test_browser.py.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from digitctl.serve import app_path
+
+TEMPLATE_DIGITS = (0, 1, 4, 7)
+# Pen strokes in 0..1 of the picture (a 0 is an ellipse).
+STROKES: dict[int, list[list[tuple[float, float]]]] = {
+    1: [[(0.5, 0.15), (0.5, 0.85)]],
+    4: [[(0.62, 0.85), (0.62, 0.15), (0.22, 0.6), (0.8, 0.6)]],
+    7: [[(0.25, 0.2), (0.75, 0.2), (0.42, 0.85)]],
+}
+
+
+def digit_picture(digit: int, side: int = 300, ink: int = 30, paper: int = 235) -> Image.Image:
+    """A thick-pen digit on paper: dark ink on a light background, like a photo or scan."""
+    image = Image.new("RGB", (side, side), (paper, paper - 3, paper - 10))
+    pen = ImageDraw.Draw(image)
+    width = side // 12
+    if digit == 0:
+        pen.ellipse(
+            [0.3 * side, 0.15 * side, 0.7 * side, 0.85 * side], outline=(ink,) * 3, width=width
+        )
+    for stroke in STROKES.get(digit, []):
+        pen.line(
+            [(x * side, y * side) for x, y in stroke], fill=(ink,) * 3, width=width, joint="curve"
+        )
+    return image
+
+
+def encode(image: Image.Image, fmt: str = "PNG") -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def template_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A LiteRT model that recognises the pictures of TEMPLATE_DIGITS, with a model card."""
+    import keras
+
+    from digitctl.imaging import to_mnist
+
+    weights = np.zeros((28 * 28, 10), dtype=np.float32)
+    for digit in TEMPLATE_DIGITS:
+        view = to_mnist(encode(digit_picture(digit))).reshape(-1)
+        weights[:, digit] = view / np.linalg.norm(view)
+    model = keras.Sequential(
+        [keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10, "softmax")]
+    )
+    model.layers[-1].set_weights([weights, np.zeros(10, dtype=np.float32)])
+    folder = tmp_path_factory.mktemp("template-model")
+    path = folder / "templates.tflite"
+    model.export(str(path), format="litert", verbose=False)
+    (folder / "templates_card.json").write_text(
+        json.dumps({"name": "template-matcher", "test_accuracy": 0.4}), encoding="utf-8"
+    )
+    return path
+
+
+@pytest.fixture
+def run_app(template_model: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., object]:
+    """Start the app with the template model (and extra DIGITCTL_* settings) in AppTest."""
+    from streamlit.testing.v1 import AppTest
+
+    def start(**settings: str) -> AppTest:
+        monkeypatch.setenv("DIGITCTL_MODEL", str(template_model))
+        for name, value in settings.items():
+            monkeypatch.setenv(f"DIGITCTL_{name.upper()}", value)
+        at = AppTest.from_file(str(app_path()), default_timeout=60)
+        at.run()
+        assert not at.exception, at.exception
+        return at
+
+    return start
+
+
+def upload(at, name: str, data: bytes, mime: str = "image/png"):  # noqa: ANN001, ANN201
+    at.radio(key="input").set_value("Upload an image").run()
+    at.get("file_uploader")[0].set_value((name, data, mime)).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def shown_prediction(at) -> str | None:  # noqa: ANN001
+    for element in at.markdown:
+        if element.value.startswith("**Prediction: "):
+            return element.value.removeprefix("**Prediction: ").split("**")[0]
+    return None
+
+
+def chart_probabilities(at) -> list[float]:  # noqa: ANN001
+    import pyarrow as pa
+
+    charts = at.get("vega_lite_chart")
+    assert len(charts) == 1
+    proto = charts[0].proto
+    raw = proto.datasets[0].data.data if proto.datasets else proto.data.data
+    table = pa.ipc.open_stream(raw).read_all().to_pandas()
+    assert list(table["digit"]) == [str(d) for d in range(10)]
+    return [float(p) for p in table["probability"]]
+
+
+# ---- the page ---------------------------------------------------------------------------------
+def test_first_page_asks_for_a_drawing_and_shows_the_model(run_app, template_model: Path) -> None:  # noqa: ANN001
+    at = run_app()
+    assert "Draw a digit" in at.info[0].value
+    assert at.get("bidi_component"), "the drawing canvas is missing"
+    assert at.slider(key="stroke_width").value == 20
+    sidebar = " ".join(e.value for e in at.sidebar.markdown)
+    assert "template-matcher" in sidebar
+    assert "40.00%" in sidebar
+    assert at.sidebar.code[0].value == str(template_model)
+    assert shown_prediction(at) is None
+
+
+@pytest.mark.parametrize("digit", [7, 1, 4, 0])
+def test_upload_of_a_digit_shows_that_digit_and_its_chart(run_app, digit: int) -> None:  # noqa: ANN001
+    at = upload(run_app(), f"digit-{digit}.png", encode(digit_picture(digit)))
+    assert not at.error
+    assert shown_prediction(at) == str(digit)
+    probabilities = chart_probabilities(at)
+    assert int(np.argmax(probabilities)) == digit
+    assert sum(probabilities) == pytest.approx(1.0, abs=1e-3)
+    # The uploaded picture and the 28×28 view are shown.
+    assert len(at.get("image")) == 2
+
+
+@pytest.mark.parametrize(
+    ("fmt", "mime"),
+    [("JPEG", "image/jpeg"), ("WEBP", "image/webp"), ("GIF", "image/gif"), ("BMP", "image/bmp")],
+)
+def test_every_upload_format_is_read(run_app, fmt: str, mime: str) -> None:  # noqa: ANN001
+    at = upload(run_app(), f"seven.{fmt.lower()}", encode(digit_picture(7), fmt), mime)
+    assert not at.error
+    assert shown_prediction(at) == "7"
+
+
+def test_bad_upload_shows_the_reason_and_the_app_keeps_working(run_app) -> None:  # noqa: ANN001
+    at = upload(run_app(), "broken.png", b"this is not a picture")
+    assert len(at.error) == 1
+    message = at.error[0].value
+    assert "broken.png" in message and "not an image" in message, message
+    assert shown_prediction(at) is None
+    # The next upload works in the same session.
+    at.get("file_uploader")[0].set_value(("seven.png", encode(digit_picture(7)), "image/png"))
+    at.run()
+    assert not at.exception
+    assert not at.error
+    assert shown_prediction(at) == "7"
+
+
+def test_blank_upload_says_no_digit_found(run_app) -> None:  # noqa: ANN001
+    blank = Image.new("RGB", (200, 200), (240, 240, 240))
+    at = upload(run_app(), "blank.png", encode(blank))
+    assert not at.error
+    assert any(w.value.startswith("No digit found") for w in at.warning)
+    assert shown_prediction(at) is None
+
+
+def test_low_confidence_is_called_uncertain(run_app) -> None:  # noqa: ANN001
+    at = upload(run_app(uncertain_below="1.0"), "seven.png", encode(digit_picture(7)))
+    assert shown_prediction(at) == "7"
+    assert any(w.value.startswith("Uncertain") for w in at.warning)
+
+
+def test_confident_prediction_is_not_called_uncertain(run_app) -> None:  # noqa: ANN001
+    at = upload(run_app(uncertain_below="0.0"), "seven.png", encode(digit_picture(7)))
+    assert not any(w.value.startswith("Uncertain") for w in at.warning)
+
+
+def test_upload_over_the_size_cap_is_refused(run_app) -> None:  # noqa: ANN001
+    big = encode(
+        Image.fromarray(np.random.default_rng(0).integers(0, 255, (900, 900, 3), np.uint8))
+    )
+    assert len(big) > 2**20
+    at = upload(run_app(max_upload_mb="1"), "huge.png", big)
+    assert "over the 1 MB limit" in at.error[0].value
+    assert shown_prediction(at) is None
+
+
+def test_missing_model_is_an_error_on_the_page(run_app, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("DIGITCTL_MODEL", str(tmp_path / "gone.keras"))
+    at = AppTest.from_file(str(app_path()), default_timeout=60).run()
+    assert not at.exception
+    assert "Cannot start" in at.error[0].value and "gone.keras" in at.error[0].value
+
+
+# ---- the canvas's image -------------------------------------------------------------------------
+def canvas_rgba(digit: int | None, side: int = 280, transparent: bool = False) -> np.ndarray:
+    """What the canvas sends back: RGBA, white ink on opaque black (or transparent)."""
+    picture = Image.new("L", (side, side), 0)
+    if digit is not None:
+        pen = ImageDraw.Draw(picture)
+        for stroke in STROKES[digit]:
+            pen.line([(x * side, y * side) for x, y in stroke], fill=255, width=20, joint="curve")
+    ink = np.asarray(picture)
+    alpha = ink if transparent else np.full_like(ink, 255)
+    return np.dstack([ink, ink, ink, alpha])
+
+
+def test_canvas_image_is_none_before_any_drawing() -> None:
+    from digitctl.app.streamlit_app import canvas_image
+
+    assert canvas_image(None) is None
+    assert canvas_image(canvas_rgba(None)) is None
+    assert canvas_image(canvas_rgba(None, transparent=True)) is None
+
+
+@pytest.mark.parametrize("transparent", [False, True])
+def test_canvas_drawing_is_predicted_through_the_shared_path(
+    template_model: Path, transparent: bool
+) -> None:
+    from digitctl.app.streamlit_app import canvas_image
+    from digitctl.inference import load_predictor
+
+    image = canvas_image(canvas_rgba(7, transparent=transparent))
+    assert image is not None and image.mode == "L" and image.size == (280, 280)
+    assert np.asarray(image).max() == 255 and np.asarray(image)[0, 0] == 0
+    assert load_predictor(model=template_model).predict(image).label == 7
+
+
+def test_accuracy_text_reads_fractions_and_percentages() -> None:
+    from digitctl.app.streamlit_app import accuracy_text
+
+    assert accuracy_text({"test_accuracy": 0.9931}) == "99.31%"
+    assert accuracy_text({"test_accuracy": 99.31}) == "99.31%"
+    assert accuracy_text({}) == "unknown"
+    assert accuracy_text(None) == "unknown"
