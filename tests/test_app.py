@@ -245,5 +245,8 @@ def test_accuracy_text_reads_fractions_and_percentages() -> None:
 
     assert accuracy_text({"test_accuracy": 0.9931}) == "99.31%"
     assert accuracy_text({"test_accuracy": 99.31}) == "99.31%"
+    assert accuracy_text({"metrics": {"test_accuracy": 0.99}}) == "99.00%"
+    assert accuracy_text({"final_metrics": {"val_accuracy": 0.99}}) == "unknown"
+    assert accuracy_text({"test_accuracy": True}) == "unknown"
     assert accuracy_text({}) == "unknown"
     assert accuracy_text(None) == "unknown"

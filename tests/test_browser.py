@@ -105,7 +105,7 @@ def wait_for_health(url: str, process: subprocess.Popen[bytes], timeout: float) 
 
 @pytest.fixture(scope="module")
 def server(browser_requirements: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`digitctl serve` on a free port, stopped with SIGINT (Ctrl-C) afterwards."""
+    """`digitctl serve` on a free port, stopped with Ctrl-C (SIGINT) afterwards: exit 0."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     # Only this test's settings reach the server (CI's DIGITCTL_* switches are not settings).
@@ -118,16 +118,17 @@ def server(browser_requirements: None, tmp_path_factory: pytest.TempPathFactory)
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        start_new_session=True,  # its own process group, as in a terminal
     )
     try:
         wait_for_health(url, process, SERVER_START_S)
         yield url
     finally:
-        process.send_signal(signal.SIGINT)
+        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
         try:
             _, err = process.communicate(timeout=20)
         except subprocess.TimeoutExpired:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
             _, err = process.communicate()
         assert process.returncode == 0, err.decode()
         assert b"Traceback" not in err, err.decode()

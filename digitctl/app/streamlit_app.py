@@ -53,13 +53,25 @@ def canvas_image(image_data: np.ndarray | None) -> Image.Image | None:
     return Image.fromarray(np.clip(grey, 0, 255).astype(np.uint8), mode="L")
 
 
+def card_metric(card: dict[str, Any] | None, key: str) -> float | None:
+    """A number named ``key`` at the top of a model card or one level down (a metrics table)."""
+    card = card or {}
+    candidates = [card.get(key)] + [v.get(key) for v in card.values() if isinstance(v, dict)]
+    for value in candidates:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    return None
+
+
+def percent_text(value: float | None) -> str:
+    if value is None:
+        return "unknown"
+    return f"{value * 100 if value <= 1 else value:.2f}%"
+
+
 def accuracy_text(card: dict[str, Any] | None) -> str:
     """The card's test accuracy as a percentage ("unknown" when the card lacks it)."""
-    value = (card or {}).get("test_accuracy")
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        return "unknown"
-    percent = value * 100 if value <= 1 else value
-    return f"{percent:.2f}%"
+    return percent_text(card_metric(card, "test_accuracy"))
 
 
 def model_name(predictor: Predictor) -> str:
@@ -104,6 +116,10 @@ def show_sidebar(predictor: Predictor, settings: Settings) -> None:
         st.header("Model")
         st.markdown(f"**Name:** {model_name(predictor)}")
         st.markdown(f"**Test accuracy:** {accuracy_text(predictor.card)}")
+        validation = card_metric(predictor.card, "val_accuracy")
+        if card_metric(predictor.card, "test_accuracy") is None and validation is not None:
+            # A freshly trained model has no test figure yet; say what is known instead.
+            st.markdown(f"**Validation accuracy:** {percent_text(validation)}")
         st.markdown(f"**Backend:** {predictor.backend}")
         st.markdown("**Path:**")
         st.code(str(predictor.path), language=None, wrap_lines=True)
