@@ -126,29 +126,32 @@ def app_environment(
 
 
 def check_port_free(host: str, port: int) -> None:
-    """Raise DigitctlError unless ``host:port`` can be bound now (as Streamlit binds it)."""
-    address = "0.0.0.0" if host.strip() == "" else host
-    try:
-        infos = socket.getaddrinfo(address, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as exc:
-        raise DigitctlError(
-            f"cannot serve on host {host!r}: {exc.strerror}; use an IP address of this "
-            "machine, e.g. --host 127.0.0.1"
-        ) from None
-    family, _, _, _, sockaddr = infos[0]
+    """Raise DigitctlError unless ``host:port`` can be bound now, the way Streamlit binds it
+    (IPv6 when the address has a colon, SO_REUSEADDR except on Windows)."""
+    address = host.strip() or "0.0.0.0"
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         if os.name != "nt":
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if family == socket.AF_INET6:
             probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         try:
-            probe.bind(sockaddr)
+            probe.bind((address, port))
+        except socket.gaierror as exc:
+            raise DigitctlError(
+                f"cannot serve on host {host!r}: {exc.strerror}; use a name or IP address of "
+                "this machine, e.g. --host 127.0.0.1"
+            ) from None
         except OSError as exc:
-            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
-                why = "is already in use" if exc.errno == errno.EADDRINUSE else "is not allowed"
+            if exc.errno == errno.EADDRINUSE:
                 raise DigitctlError(
-                    f"port {port} on {host} {why}; stop the other server or pick another "
-                    f"port with --port (e.g. --port {port + 1})"
+                    f"port {port} on {host} is already in use; stop the other server or pick "
+                    f"another port with --port (e.g. --port {port + 1 if port < 65535 else 8502})"
+                ) from None
+            if exc.errno == errno.EACCES:
+                raise DigitctlError(
+                    f"port {port} on {host} needs special permissions; use a port above 1023 "
+                    "with --port (e.g. --port 8501)"
                 ) from None
             raise DigitctlError(
                 f"cannot serve on {host}:{port}: {exc.strerror}; check --host"
