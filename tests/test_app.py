@@ -206,6 +206,15 @@ def test_missing_model_is_an_error_on_the_page(run_app, tmp_path: Path, monkeypa
     assert "Cannot start" in at.error[0].value and "gone.keras" in at.error[0].value
 
 
+def test_camera_input_is_offered_and_waits_for_a_photo(run_app) -> None:  # noqa: ANN001
+    at = run_app()
+    at.radio(key="input").set_value("Camera").run()
+    assert not at.exception
+    assert at.get("camera_input")
+    assert "Take a photo" in at.info[0].value
+    assert not at.get("bidi_component")  # the canvas is not rendered meanwhile
+
+
 # ---- the canvas's image -------------------------------------------------------------------------
 def canvas_rgba(digit: int | None, side: int = 280, transparent: bool = False) -> np.ndarray:
     """What the canvas sends back: RGBA, white ink on opaque black (or transparent)."""
