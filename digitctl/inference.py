@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from digitctl.config import Settings
 
 BATCH = 256  # big enough to amortise interpreter calls, small enough for little memory
+PARALLEL_FROM = 400  # below this many images, starting worker processes does not pay
 STALE_AFTER_S = 60.0  # a .keras this much newer than its .tflite was replaced since export
 
 
@@ -192,9 +193,13 @@ class Predictor:
         return self.prediction(view, self.predict_views(view[None])[0])
 
     def predict_many(
-        self, sources: Iterable[ImageSource], batch: int = BATCH
+        self, sources: Iterable[ImageSource], batch: int = BATCH, workers: int = 1
     ) -> Iterator[Prediction | ImageError]:
-        """Predictions in input order; an unreadable image yields its ImageError instead."""
+        """Predictions in input order; an unreadable image yields its ImageError instead.
+
+        ``workers`` > 1 preprocesses in that many forked processes (decode and
+        preprocessing, not the model, are the cost of a big batch of files).
+        """
         pending: list[np.ndarray | ImageError] = []
 
         def flush() -> Iterator[Prediction | ImageError]:
@@ -208,14 +213,48 @@ class Predictor:
                 )
             pending.clear()
 
-        for source in sources:
-            try:
-                pending.append(to_mnist(source))
-            except ImageError as exc:
-                pending.append(exc)
-            if len(pending) >= batch:
-                yield from flush()
+        with _view_pool(workers) as pool:
+            views = (
+                pool.map(_view_or_error, sources, chunksize=32)
+                if pool
+                else map(_view_or_error, sources)
+            )
+            for item in views:
+                pending.append(item)
+                if len(pending) >= batch:
+                    yield from flush()
         yield from flush()
+
+
+def _view_or_error(source: ImageSource) -> np.ndarray | ImageError:
+    try:
+        return to_mnist(source)
+    except ImageError as exc:
+        return exc
+
+
+@contextlib.contextmanager
+def _view_pool(workers: int) -> Iterator[Any]:
+    """A process pool for preprocessing, or None where forking is unavailable or pointless."""
+    import multiprocessing
+
+    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        yield None
+        return
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def preprocess_workers(count: int) -> int:
+    """How many processes should preprocess ``count`` images: one for small batches."""
+    if count < PARALLEL_FROM:
+        return 1
+    return max(1, min(os.cpu_count() or 1, 4))
 
 
 def _read_card(path: Path) -> dict[str, Any] | None:
@@ -340,8 +379,8 @@ def _with_name(name: str, error: ImageError) -> str:
 
 def predict_inputs(predictor: Predictor, items: Sequence[PredictInput]) -> Iterator[PredictOutcome]:
     """Outcomes for ``items`` in order; each failure carries one line that names the input."""
-    usable = [item for item in items if item.error is None]
-    results = predictor.predict_many(item.source for item in usable)  # type: ignore[misc]
+    usable = [item.source for item in items if item.error is None]
+    results = predictor.predict_many(usable, workers=preprocess_workers(len(usable)))  # type: ignore[arg-type]
     for item in items:
         if item.error is not None:
             yield PredictOutcome(item.name, None, item.error)

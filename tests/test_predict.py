@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 
 from digitctl.cli import app
 from digitctl.config import Settings
-from digitctl.errors import ModelError
+from digitctl.errors import ImageError, ModelError
 from digitctl.imaging import to_mnist
 from digitctl.inference import Predictor, load_predictor
 
@@ -319,3 +319,20 @@ def test_predict_with_an_export_never_imports_tensorflow(
     assert "HEAVY [] EXIT 0" in result.stderr, result.stderr
     assert json.loads(result.stdout)["label"] == 0
     assert "INFO" not in result.stderr  # LiteRT's delegate banner stays hidden
+
+
+def test_worker_processes_give_the_same_answers(
+    models: dict[str, Path], images: dict[str, Path], tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    sources = [*images.values(), bad]
+    predictor = load_predictor(Settings(), model=models["lite"])
+    serial = list(predictor.predict_many(sources))
+    parallel = list(predictor.predict_many(sources, batch=4, workers=2))
+    assert [getattr(r, "label", None) for r in parallel] == [
+        getattr(r, "label", None) for r in serial
+    ]
+    assert isinstance(parallel[-1], ImageError) and "not an image format" in str(parallel[-1])
+    for a, b in zip(serial[:-1], parallel[:-1], strict=True):
+        np.testing.assert_allclose(a.view, b.view)
