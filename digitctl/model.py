@@ -40,6 +40,9 @@ class Recipe:
     # Batch-norm moving-average momentum: a short run needs its statistics to settle in
     # fewer steps than Keras' default 0.99 allows.
     bn_momentum: float = 0.99
+    # Batch norm after the first convolution too. Off in `fast`: at full 28×28 resolution
+    # it costs a third of the step time of that small network for no measurable gain.
+    stem_batchnorm: bool = True
     description: str = ""
 
     def as_dict(self) -> dict[str, Any]:
@@ -75,6 +78,7 @@ RECIPES: dict[str, Recipe] = {
         augment=False,
         patience=2,
         bn_momentum=0.9,
+        stem_batchnorm=False,
         description="16/32/64 conv blocks with batch norm, no augmentation, 2 epochs of "
         "one-cycle Adam: >= 99.0% test accuracy in about 20 s on 2 CPU cores",
     ),
@@ -100,6 +104,11 @@ def build_model(recipe: Recipe, seed: int | None = None) -> Any:
     x = inputs
     for stage, filters_list in enumerate(recipe.blocks, start=1):
         for index, filters in enumerate(filters_list, start=1):
+            if stage == 1 and index == 1 and not recipe.stem_batchnorm:
+                x = layers.Conv2D(
+                    filters, 3, padding="same", activation="relu", name=f"conv{stage}_{index}"
+                )(x)
+                continue
             # No bias: batch normalization right after makes it redundant.
             x = layers.Conv2D(
                 filters, 3, padding="same", use_bias=False, name=f"conv{stage}_{index}"

@@ -420,6 +420,8 @@ def train_model(
             _augmented_sample(x_train, y_train, augmenter, artifacts / "augmented_sample.png")
         )
 
+    fit_started = time.perf_counter()
+    setup_seconds = fit_started - started - data_seconds
     try:
         if run.epochs_done < plan.epochs:
             model.fit(
@@ -435,6 +437,7 @@ def train_model(
             )
     except KeyboardInterrupt:
         raise TrainingInterrupted(_interrupted_message(run)) from None
+    fit_seconds = time.perf_counter() - fit_started
 
     if run.best_weights is None:  # pragma: no cover - fit always runs one epoch
         raise DigitctlError("training produced no epoch; nothing was saved")
@@ -444,9 +447,11 @@ def train_model(
         h5_path = run.model_path.with_suffix(".h5")
         write_with(h5_path, lambda tmp: _clean_copy(model, recipe).save(tmp))
         extra.append(h5_path)
+    export_started = time.perf_counter()
     lite = _write_lite(model, lite_path_for(run.model_path))
     if lite is not None:
         extra.append(lite)
+    export_seconds = time.perf_counter() - export_started
 
     history_document = {
         "plan": plan.as_dict(),
@@ -491,7 +496,13 @@ def train_model(
         "versions": versions(),
         "timings": {
             "data_seconds": round(data_seconds, 2),
+            # Building the model and the input pipeline (and loading a checkpoint).
+            "setup_seconds": round(setup_seconds, 2),
+            # Sum of the epochs (training steps and validation), over resumed sessions too.
             "train_seconds": round(run.train_seconds, 2),
+            # Wall time of this session's fit call: epochs plus checkpoint saving.
+            "fit_seconds": round(fit_seconds, 2),
+            "export_seconds": round(export_seconds, 2),
             "total_seconds": round(result.total_seconds, 2),
             "epoch_seconds": [round(s, 2) for s in run.history.get("seconds", [])],
         },
