@@ -190,7 +190,13 @@ def export_model(
     _quiet_tensorflow()
     model = load_keras_model(model_path, unsafe=unsafe)
     target = output if output is not None else export_path_for(model_path, fmt)
-    _WRITERS[fmt](model, target)
+    try:
+        _WRITERS[fmt](model, target)
+    except OSError as exc:
+        raise ModelError(
+            f"cannot write {target}: {exc.strerror or exc}; export a copy of the model "
+            "kept in a folder you can write to"
+        ) from None
     if x_test is None or len(x_test) == 0:
         raise DigitctlError("no test images to check the export against")
     agreement, max_diff = check_agreement(fmt, target, model, x_test)

@@ -398,7 +398,10 @@ def save_views(outcomes: Sequence[PredictOutcome], directory: Path) -> list[Path
 
     from digitctl.atomic import write_with
 
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DigitctlError(f"cannot create {directory} for --save-view: {exc.strerror}") from None
     written: list[Path] = []
     used: set[str] = set()
     for outcome in outcomes:
@@ -412,7 +415,10 @@ def save_views(outcomes: Sequence[PredictOutcome], directory: Path) -> list[Path
         used.add(name)
         pixels = np.round(outcome.prediction.view * 255).astype(np.uint8)
         image = Image.fromarray(pixels, "L")
-        written.append(write_with(directory / name, lambda tmp, im=image: im.save(tmp, "PNG")))
+        try:
+            written.append(write_with(directory / name, lambda tmp, im=image: im.save(tmp, "PNG")))
+        except OSError as exc:
+            raise DigitctlError(f"cannot write {directory / name}: {exc.strerror}") from None
     return written
 
 
