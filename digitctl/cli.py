@@ -247,6 +247,12 @@ def train(
     save_format: Annotated[
         str, typer.Option("--format", help="keras, or h5 to write the legacy .h5 file as well.")
     ] = "keras",
+    strategy: Annotated[
+        str | None,
+        typer.Option(
+            help="default, mirrored (all local GPUs) or multi-worker (machines in TF_CONFIG)."
+        ),
+    ] = None,
     mirror: MirrorOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
@@ -256,6 +262,7 @@ def train(
     settings = _state(ctx).settings(
         recipe=recipe, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
         val_split=val_split, limit=limit, seed=seed, augment=augment, mirror=mirror,
+        strategy=strategy,
     )
     with ui.task_progress() as progress:
         result = training.train_model(
@@ -269,6 +276,7 @@ def train(
         ("recipe", result.plan.recipe),
         ("epochs run", f"{result.epochs_run} of {result.plan.epochs}"
          + (" (stopped early)" if result.stopped_early else "")),
+        *((("resumed after epoch", result.resumed_from),) if result.resumed_from else ()),
         ("best epoch", result.best_epoch),
         ("validation accuracy", f"{best['val_accuracy']:.4%}"),
         ("validation loss", f"{best['val_loss']:.4f}"),
@@ -281,6 +289,12 @@ def train(
         *(("also", path) for path in result.extra_models),
         *(("artifact", path) for path in result.artifacts),
     ]
+    if result.strategy != "default":
+        rows.insert(1, ("strategy", f"{result.strategy}, {result.replicas} replica(s)"))
+    if not result.is_chief:
+        written = ("model", "run record", "also", "artifact")
+        rows = [row for row in rows if row[0] not in written]
+        rows.append(("files", "none on this worker: the chief writes the model"))
     ui.out_console().print(ui.table("Training summary", ["", ""], rows))
 
 

@@ -78,9 +78,15 @@ class TrainResult:
     train_images: int
     history: dict[str, list[float]] = field(default_factory=dict)
     extra_models: list[Path] = field(default_factory=list)
+    strategy: str = "default"
+    replicas: int = 1
+    is_chief: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "strategy": self.strategy,
+            "replicas": self.replicas,
+            "is_chief": self.is_chief,
             "model": str(self.model_path),
             "record": str(self.record_path),
             "other_files": [str(p) for p in self.extra_models],
@@ -279,6 +285,8 @@ class _Run:
     patience: int
     progress: Progress | None
     fingerprint: str
+    # False on the non-chief workers of a multi-worker run: only the chief writes files.
+    writes: bool = True
     history: dict[str, list[float]] = field(default_factory=dict)
     best: dict[str, float] | None = None
     best_epoch: int = 0
@@ -301,12 +309,15 @@ class _Run:
         return self.settings.models_path / STATE_NAME
 
     def save_best(self, model: Any) -> None:
-        save_inference_model(model, self.recipe, self.model_path)
+        if self.writes:
+            save_inference_model(model, self.recipe, self.model_path)
 
     def save_checkpoint(self, model: Any) -> None:
         # Model with optimizer state first, then the state that points at it: a crash
         # between the two leaves the previous epoch's state, still consistent enough to
         # resume (one epoch is repeated).
+        if not self.writes:
+            return
         write_with(self.checkpoint_path, lambda tmp: model.save(tmp))
         write_json(
             self.state_path,
@@ -360,6 +371,11 @@ def train_model(
     recipe = get_recipe(plan.recipe)
 
     from digitctl.data import load_splits
+    from digitctl.distribute import make_distribution
+
+    # Created first: MultiWorkerMirroredStrategy must own the TF runtime before any model,
+    # and a bad TF_CONFIG should fail before minutes of data preparation.
+    dist = make_distribution(settings.strategy)
 
     splits = load_splits(settings, progress=progress)
     if state is not None and state["fingerprint"] != splits.fingerprint:
@@ -374,11 +390,16 @@ def train_model(
         raise DigitctlError("no training or validation images; check --limit and --val-split")
     data_seconds = time.perf_counter() - started
 
+    # Each replica keeps the recipe's per-replica batch; the learning rate grows with
+    # the global batch (the linear scaling rule).
+    global_batch = plan.batch_size * dist.replicas
+    learning_rate = plan.learning_rate * dist.replicas
+
     import keras
 
     from digitctl.model import build_and_compile, build_augmenter
 
-    steps_per_epoch = math.ceil(len(x_train) / plan.batch_size)
+    steps_per_epoch = math.ceil(len(x_train) / global_batch)
     run = _Run(
         settings=settings,
         plan=plan,
@@ -387,6 +408,7 @@ def train_model(
         patience=recipe.patience,
         progress=progress,
         fingerprint=splits.fingerprint,
+        writes=dist.is_chief,
     )
     keras.utils.set_random_seed(plan.seed)
     resumed_from: int | None = None
@@ -398,24 +420,27 @@ def train_model(
         run.since_best = int(state["since_best"])
         run.epochs_done = resumed_from
         run.train_seconds = float(state["train_seconds"])
-        model = _load_checkpoint(run.checkpoint_path)
+        with dist.strategy.scope():
+            model = _load_checkpoint(run.checkpoint_path)
         if run.model_path.exists():
             from digitctl.modelfiles import load_keras_model
 
             run.best_weights = load_keras_model(run.model_path).get_weights()
     else:
-        _clear_checkpoint(run)
-        model = build_and_compile(
-            recipe,
-            learning_rate=plan.learning_rate,
-            total_steps=steps_per_epoch * plan.epochs,
-            seed=plan.seed,
-        )
+        if run.writes:
+            _clear_checkpoint(run)
+        with dist.strategy.scope():
+            model = build_and_compile(
+                recipe,
+                learning_rate=learning_rate,
+                total_steps=steps_per_epoch * plan.epochs,
+                seed=plan.seed,
+            )
     augmenter = build_augmenter(recipe, plan.seed) if plan.augment else None
-    dataset = training_dataset(x_train, y_train, plan.batch_size, plan.seed, augmenter)
+    dataset = training_dataset(x_train, y_train, global_batch, plan.seed, augmenter)
     artifacts = settings.artifacts_path
     artifact_paths = [artifacts / "history.json", artifacts / "training_history.png"]
-    if augmenter is not None:
+    if augmenter is not None and run.writes:
         artifact_paths.append(
             _augmented_sample(x_train, y_train, augmenter, artifacts / "augmented_sample.png")
         )
@@ -423,7 +448,21 @@ def train_model(
     fit_started = time.perf_counter()
     setup_seconds = fit_started - started - data_seconds
     try:
-        if run.epochs_done < plan.epochs:
+        if run.epochs_done < plan.epochs and dist.name == "multi-worker":
+            from digitctl.distribute import fit_multi_worker
+
+            fit_multi_worker(
+                model,
+                dataset,
+                distribution=dist,
+                epochs=plan.epochs,
+                initial_epoch=run.epochs_done,
+                steps_per_epoch=steps_per_epoch,
+                global_batch=global_batch,
+                validation_data=(splits.x_val, splits.y_val),
+                callbacks=_make_callbacks(run),
+            )
+        elif run.epochs_done < plan.epochs:
             model.fit(
                 dataset,
                 epochs=plan.epochs,
@@ -442,6 +481,24 @@ def train_model(
     if run.best_weights is None:  # pragma: no cover - fit always runs one epoch
         raise DigitctlError("training produced no epoch; nothing was saved")
     model.set_weights(run.best_weights)
+    distribution = {"strategy": dist.name, "replicas": dist.replicas, "is_chief": dist.is_chief}
+    if not run.writes:
+        return TrainResult(
+            model_path=run.model_path,
+            record_path=card_path_for(run.model_path),
+            artifacts=[],
+            plan=plan,
+            epochs_run=run.epochs_done,
+            best_epoch=run.best_epoch,
+            best=dict(run.best or {}),
+            stopped_early=run.stopped_early,
+            resumed_from=resumed_from,
+            train_seconds=run.train_seconds,
+            total_seconds=time.perf_counter() - started,
+            train_images=len(x_train),
+            history=run.history,
+            **distribution,
+        )
     extra: list[Path] = []
     if plan.save_format == "h5":
         h5_path = run.model_path.with_suffix(".h5")
@@ -479,11 +536,14 @@ def train_model(
         train_images=len(x_train),
         history=run.history,
         extra_models=extra,
+        **distribution,
     )
     record = {
         "model": run.model_path.name,
         "architecture": {**recipe.as_dict(), "parameters": int(model.count_params())},
         "plan": plan.as_dict(),
+        "distribution": {**distribution, "global_batch_size": global_batch,
+                         "peak_learning_rate": learning_rate},
         "settings": {
             k: str(v) if isinstance(v, Path) else v for k, v in settings.as_dict().items()
         },
