@@ -66,8 +66,9 @@ def machine() -> dict[str, object]:
     }
 
 
-def run(args: list[str]) -> tuple[dict, float, float]:
-    """Run one digitctl command with --json; (its JSON, wall seconds, peak RSS MiB)."""
+def run(args: list[str]) -> tuple[dict, float, float, float]:
+    """Run one digitctl command with --json; (its JSON, wall seconds, peak RSS MiB, CPU
+    seconds). On a shared machine the CPU seconds are the steadier figure."""
     # Output goes to files, not pipes: a full pipe would block the child.
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
@@ -81,7 +82,7 @@ def run(args: list[str]) -> tuple[dict, float, float]:
         stdout, stderr = out.read(), err.read()
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"{' '.join(args)} failed:\n{stderr[-3000:]}")
-    return json.loads(stdout), wall, usage.ru_maxrss / 1024
+    return json.loads(stdout), wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def bench_recipe(recipe: str, seed: int, mirror: str, cache: Path, root: Path) -> dict:
@@ -93,10 +94,10 @@ def bench_recipe(recipe: str, seed: int, mirror: str, cache: Path, root: Path) -
         capture_output=True,
     )
     load = os.getloadavg()[0]
-    trained, wall, peak = run(
+    trained, wall, peak, cpu = run(
         [*common, "train", "--mirror", mirror, "--recipe", recipe, "--seed", str(seed), "--json"]
     )
-    evaluated, _, _ = run([*common, "evaluate", "--mirror", mirror, "--json"])
+    evaluated, _, _, _ = run([*common, "evaluate", "--mirror", mirror, "--json"])
     record = json.loads(Path(trained["record"]).read_text())
     images = trained["train_images"] * trained["epochs_run"]
     return {
@@ -109,6 +110,7 @@ def bench_recipe(recipe: str, seed: int, mirror: str, cache: Path, root: Path) -
         "epochs_seconds": trained["train_seconds"],
         "export_seconds": record["timings"]["export_seconds"],
         "process_seconds": round(wall, 2),
+        "process_cpu_seconds": round(cpu, 2),
         "images_per_second": round(images / trained["train_seconds"]),
         "val_accuracy": trained["best"]["val_accuracy"],
         "test_accuracy": evaluated["accuracy"],
@@ -147,15 +149,16 @@ def main() -> None:
     options.output.parent.mkdir(parents=True, exist_ok=True)
     options.output.write_text(json.dumps(document, indent=2) + "\n")
     print(
-        "\n| recipe | seed | epochs | training s | process s | img/s | val acc | test acc "
-        "| peak RSS MiB |"
+        "\n| recipe | seed | epochs | training s | process s | process CPU s | img/s "
+        "| val acc | test acc | peak RSS MiB | load before |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- " * 11 + "|")
     for r in rows:
         print(
             f"| {r['recipe']} | {r['seed']} | {r['epochs']} | {r['train_seconds']:.1f} | "
-            f"{r['process_seconds']:.1f} | {r['images_per_second']:,} | "
-            f"{r['val_accuracy']:.2%} | {r['test_accuracy']:.2%} | {r['peak_rss_mib']} |"
+            f"{r['process_seconds']:.1f} | {r['process_cpu_seconds']:.1f} | "
+            f"{r['images_per_second']:,} | {r['val_accuracy']:.2%} | {r['test_accuracy']:.2%} | "
+            f"{r['peak_rss_mib']} | {r['load_average_before']} |"
         )
     print(f"\nwritten to {options.output}")
 
