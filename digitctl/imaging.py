@@ -232,8 +232,8 @@ def _box_blur(array: np.ndarray, radius: int) -> np.ndarray:
 def _background_surface(ink: np.ndarray) -> np.ndarray | None:
     """A smooth estimate of the paper under ``ink`` (bright ink), or None if it is flat.
 
-    A quadratic surface fitted to a 48×48 thumbnail, refitted twice without the pixels
-    that stand above it (the ink): lighting gradients and vignettes are that smooth, and
+    A quadratic surface fitted to a 48×48 thumbnail, refitted without the pixels that
+    stand out from it (the ink): lighting gradients and vignettes are that smooth, and
     unlike a grey opening it cannot punch holes into thick strokes.
     """
     h, w = ink.shape
@@ -244,14 +244,18 @@ def _background_surface(ink: np.ndarray) -> np.ndarray | None:
     yy, xx = np.meshgrid(t, t, indexing="ij")
     basis = np.stack([np.ones_like(xx), yy, xx, yy * yy, xx * xx, yy * xx]).reshape(6, -1).T
     values = thumb.ravel().astype(np.float64)
-    keep = values <= np.percentile(values, 70)
+    # Start from the pixels near the median (the paper, whichever the polarity) and drop
+    # what stands out on *either* side: the ink never becomes "paper", so the wrong
+    # polarity finds nothing instead of calling the whole page ink.
+    residual = values - np.median(values)
+    keep = np.abs(residual) <= 2.5 * (1.4826 * np.median(np.abs(residual)) + 1e-3)
     for _ in range(3):
         chosen = basis[keep]
         # Normal equations: a 6×6 solve is ~100× faster than lstsq's SVD here.
         coef = np.linalg.solve(chosen.T @ chosen + 1e-6 * np.eye(6), chosen.T @ values[keep])
         residual = values - basis @ coef
         spread = 1.4826 * float(np.median(np.abs(residual[keep]))) + 1e-3
-        keep = residual < 2.5 * spread
+        keep = np.abs(residual) < 2.5 * spread
     fitted = (basis @ coef).reshape(48, 48).astype(np.float32)
     if float(fitted.max() - fitted.min()) < 0.05:
         return None
@@ -283,12 +287,30 @@ def ink_map(grey: np.ndarray) -> np.ndarray:
 
     Raises NoDigitFound when nothing stands out from the background.
     """
-    h, w = grey.shape
     paper = _quantile(_border(grey), 0.5)
     low, high = _quantiles(_sample(grey), (0.005, 0.995))
     if high - low < MIN_CONTRAST:
         raise NoDigitFound("no digit found: the image is blank (no ink stands out)")
-    ink = (1.0 - grey) if (paper - low) > (high - paper) else grey
+    # +1: the paper sits at the bright end (dark ink); -1: at the dark end (light ink).
+    balance = ((paper - low) - (high - paper)) / (high - low)
+    if abs(balance) >= 0.9 or min(grey.shape) < 48:
+        return _bright_ink_map(1.0 - grey if balance > 0 else grey)[0]
+    # Unsure: in a photo of a small digit under uneven light the extremes are the
+    # lighting, not the ink. Try both polarities; keep the one whose ink stands out more.
+    found = []
+    for candidate in (1.0 - grey, grey):
+        try:
+            found.append(_bright_ink_map(candidate))
+        except NoDigitFound as exc:
+            error = exc
+    if not found:
+        raise error
+    return max(found, key=lambda pair: pair[1])[0]
+
+
+def _bright_ink_map(ink: np.ndarray) -> tuple[np.ndarray, float]:
+    """The ink map of an image whose ink is brighter than its paper, and the ink's contrast."""
+    h, w = ink.shape
     ink = ink.astype(np.float32, copy=False)
     if min(h, w) >= 64:
         # Averaging 3×3 cuts pixel noise threefold; strokes at this size are wider.
@@ -311,7 +333,7 @@ def ink_map(grey: np.ndarray) -> np.ndarray:
         raise NoDigitFound("no digit found: the ink is too faint to read")
     floor = base + max(3 * noise, INK_FLOOR * contrast)
     span = max(level - floor, 1e-3)
-    return np.clip((ink - floor) / span, 0.0, 1.0, out=ink if ink.flags.writeable else None)
+    return np.clip((ink - floor) / span, 0.0, 1.0), contrast
 
 
 # --------------------------------------------------------------------------------------
