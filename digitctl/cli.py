@@ -362,7 +362,10 @@ def _prediction_table(outcomes: list[Any], backend: str) -> Any:
         confidence = f"[yellow]{p.confidence:.1%} (uncertain)[/yellow]" if p.uncertain \
             else f"{p.confidence:.1%}"
         rows.append((name, f"[bold]{p.label}[/bold]", confidence, top))
-    return ui.table(f"Predictions ({backend})", ["file", "digit", "confidence", "top-3"], rows)
+    result = ui.table(f"Predictions ({backend})", ["file", "digit", "confidence", "top-3"], rows)
+    result.columns[0].overflow = "fold"  # a long path wraps; it is never cut to "…"
+    result.columns[3].no_wrap = True
+    return result
 
 
 @app.command()
