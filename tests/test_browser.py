@@ -47,6 +47,7 @@ CHROMIUM_FLAGS = [
 ]
 SERVER_START_S = 60
 PREDICTION_TIMEOUT_MS = 20_000
+FIRST_PAGE_TIMEOUT_MS = 90_000
 
 
 def _model() -> Path | None:
@@ -179,19 +180,28 @@ def expect_prediction(page, digit: int) -> None:  # noqa: ANN001
 
     prediction = page.locator(".st-key-prediction")
     expect(prediction).to_contain_text(f"Prediction: {digit}", timeout=PREDICTION_TIMEOUT_MS)
-    # The chart and the images render a moment after the text; wait for them before
-    # screenshots.
+    # The chart and the 28×28 view render a moment after the text; wait for them (and for
+    # every image to load) before screenshots.
     expect(page.locator("[data-testid=stVegaLiteChart]").first).to_be_visible()
+    expect(page.get_by_text("What the model saw")).to_be_visible()
     page.wait_for_function(
         "Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)"
     )
+
+
+def expect_no_prediction(page) -> None:  # noqa: ANN001
+    """Wait until no prediction is shown, so a stale one cannot satisfy the next check."""
+    from playwright.sync_api import expect
+
+    expect(page.locator(".st-key-prediction")).to_have_count(0, timeout=PREDICTION_TIMEOUT_MS)
 
 
 def reset_canvas(page) -> None:  # noqa: ANN001
     from playwright.sync_api import expect
 
     page.locator("button[aria-label='Reset canvas & history']").click()
-    expect(page.locator(".st-key-prediction")).to_have_count(0, timeout=PREDICTION_TIMEOUT_MS)
+    expect_no_prediction(page)
+    expect(page.get_by_text("Draw a digit on the black canvas")).to_be_visible()
 
 
 def digit_png(digit: int) -> bytes:
@@ -220,33 +230,52 @@ SEVEN = [[(0.25, 0.2), (0.75, 0.2), (0.45, 0.85)]]
 def test_draw_and_upload_digits_in_a_real_browser(page, screenshot_dir: Path) -> None:  # noqa: ANN001
     from playwright.sync_api import expect
 
-    started = time.perf_counter()
-    expect(page.get_by_text("Draw a digit on the black canvas")).to_be_visible()
+    started = last = time.perf_counter()
+    laps: list[str] = []
+
+    def lap(step: str) -> None:
+        nonlocal last
+        now = time.perf_counter()
+        laps.append(f"{step} {now - last:.1f} s")
+        last = now
+
+    # The first page loads the model (once per server): allow a slow, busy machine.
+    expect(page.get_by_text("Draw a digit on the black canvas")).to_be_visible(
+        timeout=FIRST_PAGE_TIMEOUT_MS
+    )
     page.get_by_role("slider").first.wait_for()
+    lap("first page")
 
     draw(page, ONE)
     expect_prediction(page, 1)
+    lap("draw 1")
     page.screenshot(path=screenshot_dir / "draw-1.png", full_page=True)
 
     reset_canvas(page)
     draw(page, SEVEN)
     expect_prediction(page, 7)
+    lap("clear + draw 7")
     page.screenshot(path=screenshot_dir / "draw-7.png", full_page=True)
 
     page.get_by_text("Upload an image", exact=True).click()
+    expect_no_prediction(page)  # the drawing's 7 must not answer for the upload
+    expect(page.get_by_text("Upload an image of one digit to see the prediction")).to_be_visible()
     page.locator("input[type=file]").set_input_files(
         files=[{"name": "seven.png", "mimeType": "image/png", "buffer": digit_png(7)}]
     )
     expect_prediction(page, 7)
     expect(page.get_by_text("seven.png").first).to_be_visible()
+    lap("upload 7")
     page.screenshot(path=screenshot_dir / "upload-7.png", full_page=True)
 
     page.locator("input[type=file]").set_input_files(
         files=[{"name": "broken.png", "mimeType": "image/png", "buffer": b"not an image"}]
     )
     expect(page.locator("[data-testid=stAlertContentError]")).to_contain_text("broken.png")
+    lap("broken upload")
     page.screenshot(path=screenshot_dir / "upload-broken.png", full_page=True)
 
     print(
-        f"browser steps took {time.perf_counter() - started:.1f} s; screenshots in {screenshot_dir}"
+        f"browser steps took {time.perf_counter() - started:.1f} s ({', '.join(laps)}); "
+        f"screenshots in {screenshot_dir}"
     )
