@@ -371,11 +371,10 @@ def train_model(
     recipe = get_recipe(plan.recipe)
 
     from digitctl.data import load_splits
-    from digitctl.distribute import make_distribution
+    from digitctl.distribute import cluster_from_environment, make_distribution
 
-    # Created first: MultiWorkerMirroredStrategy must own the TF runtime before any model,
-    # and a bad TF_CONFIG should fail before minutes of data preparation.
-    dist = make_distribution(settings.strategy)
+    if settings.strategy == "multi-worker":
+        cluster_from_environment()  # a bad TF_CONFIG fails before the data is prepared
 
     splits = load_splits(settings, progress=progress)
     if state is not None and state["fingerprint"] != splits.fingerprint:
@@ -389,6 +388,8 @@ def train_model(
     if len(x_train) == 0 or len(splits.x_val) == 0:
         raise DigitctlError("no training or validation images; check --limit and --val-split")
     data_seconds = time.perf_counter() - started
+    # Before any model: MultiWorkerMirroredStrategy must own the TF runtime.
+    dist = make_distribution(settings.strategy)
 
     # Each replica keeps the recipe's per-replica batch; the learning rate grows with
     # the global batch (the linear scaling rule).
