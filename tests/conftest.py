@@ -65,6 +65,23 @@ def mnist_mirror(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_mnist_folder(tmp_path_factory.mktemp("mnist-mirror"))
 
 
+@pytest.fixture(scope="session")
+def tiny_lite_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained 28×28 → 10 softmax model (.keras) with its LiteRT export beside it."""
+    import keras
+
+    from digitctl.export import write_lite_export
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10, "softmax")]
+    )
+    path = tmp_path_factory.mktemp("tiny-model") / "tiny.keras"
+    model.save(path)
+    write_lite_export(model, path.with_suffix(".tflite"))
+    return path
+
+
 @pytest.fixture
 def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty workspace that is also the working directory."""

@@ -102,3 +102,39 @@ def test_two_concurrent_preprocess_runs_share_one_valid_cache(
     assert leftovers == []
     cached = data.download_mnist(settings)
     assert [f.status for f in cached.files] == ["cached"] * 4
+
+
+def test_two_concurrent_predict_runs_on_one_workspace(
+    workspace: Path, tiny_lite_model: Path
+) -> None:
+    import json
+
+    import realistic_images as ri
+
+    image = workspace / "seven.png"
+    image.write_bytes(ri.render("canvas", ri.draw_digit(7), np.random.default_rng(1)))
+    views = workspace / "views"
+    command = [
+        sys.executable, "-m", "digitctl", "--workspace", str(workspace), "predict", "--json",
+        "--model", str(tiny_lite_model), "--save-view", str(views), "--plot", str(image),
+    ]  # fmt: skip
+    runs = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=workspace)
+        for _ in range(2)
+    ]
+    outputs = [run.communicate(timeout=120) for run in runs]
+    answers = []
+    for run, (out, err) in zip(runs, outputs):
+        assert run.returncode == 0, err.decode()
+        answers.append(json.loads(out))
+    assert answers[0]["probabilities"] == answers[1]["probabilities"]
+    from PIL import Image
+
+    saved = sorted(views.iterdir())
+    assert [p.suffix for p in saved] == [".png"]
+    with Image.open(saved[0]) as view:
+        assert view.size == (28, 28)
+    with Image.open(workspace / "artifacts" / "prediction_result.png") as plot:
+        plot.verify()
+    leftovers = [p.name for p in workspace.rglob("*.tmp*")]
+    assert leftovers == []
