@@ -266,7 +266,15 @@ def environment_values(environ: Mapping[str, str]) -> dict[str, str]:
 
 
 # Variables that belong to digitctl but are not settings (they steer the CLI itself).
-_ENV_IGNORED = {"config", "debug"}
+_ENV_IGNORED = {
+    "config",
+    "debug",
+    # Used by the test suite and CI, not by digitctl itself.
+    "require_browser",
+    "screenshots",
+    "test_model",
+    "mnist_mirror",
+}
 
 
 def load_settings(
