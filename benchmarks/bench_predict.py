@@ -45,14 +45,21 @@ def digitctl_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "digitctl"]
 
 
-def run_once(args: list[str], stdout: int | None = subprocess.DEVNULL) -> tuple[float, float, int]:
-    """(wall seconds, peak RSS MiB, exit status) of one fresh process."""
+def run_once(
+    args: list[str], stdout: int | None = subprocess.DEVNULL
+) -> tuple[float, float, int, float]:
+    """(wall seconds, peak RSS MiB, exit status, CPU seconds) of one fresh process.
+
+    CPU seconds (user + system, worker processes included) barely depend on what else
+    runs on the machine; wall time on an idle machine is close to it for the one-image
+    case (one thread does nearly all the work).
+    """
     start = time.perf_counter()
     process = subprocess.Popen(args, stdout=stdout, stderr=subprocess.DEVNULL)
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - start
     process.returncode = os.waitstatus_to_exitcode(status)
-    return wall, usage.ru_maxrss / 1024, process.returncode
+    return wall, usage.ru_maxrss / 1024, process.returncode, usage.ru_utime + usage.ru_stime
 
 
 def load_average() -> float:
@@ -90,18 +97,21 @@ def prepare_models(source: Path, folder: Path) -> dict[str, Path]:
 
 def cold_start(models: dict[str, Path], image: Path, runs: int) -> dict[str, dict[str, float]]:
     command = digitctl_command()
-    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in models}
+    samples: dict[str, list[tuple[float, float, float]]] = {name: [] for name in models}
     for _ in range(runs):
         for name, model in models.items():
-            wall, rss, status = run_once([*command, "predict", "--model", str(model), str(image)])
+            wall, rss, status, cpu = run_once(
+                [*command, "predict", "--model", str(model), str(image)]
+            )
             if status != 0:
                 raise SystemExit(f"{name}: digitctl predict exited {status}")
-            samples[name].append((wall, rss))
+            samples[name].append((wall, rss, cpu))
     return {
         name: {
-            "wall_s_median": round(statistics.median(w for w, _ in values), 3),
-            "wall_s_min": round(min(w for w, _ in values), 3),
-            "peak_rss_mib_median": round(statistics.median(r for _, r in values), 1),
+            "wall_s_median": round(statistics.median(v[0] for v in values), 3),
+            "wall_s_min": round(min(v[0] for v in values), 3),
+            "cpu_s_median": round(statistics.median(v[2] for v in values), 3),
+            "peak_rss_mib_median": round(statistics.median(v[1] for v in values), 1),
         }
         for name, values in samples.items()
     }
@@ -141,7 +151,7 @@ def throughput(model: Path, folder: Path, labels: np.ndarray) -> dict[str, float
 
     out = folder.parent / (folder.name + ".jsonl")
     with open(out, "wb") as handle:
-        wall, rss, status = run_once(
+        wall, rss, status, cpu = run_once(
             [*digitctl_command(), "predict", "--json", "--model", str(model), str(folder)],
             stdout=handle.fileno(),
         )
@@ -151,6 +161,7 @@ def throughput(model: Path, folder: Path, labels: np.ndarray) -> dict[str, float
         "images": len(lines),
         "wall_s": round(wall, 2),
         "images_per_s": round(len(lines) / wall),
+        "cpu_s": round(cpu, 2),
         "peak_rss_mib": round(rss, 1),
         "exit_status": status,
         "accuracy": round(float(np.mean(predicted == labels[: len(predicted)])), 4),
@@ -192,8 +203,10 @@ def main() -> None:
         print("cold start: digitctl predict one.png", file=sys.stderr)
         cold = cold_start(models, SAMPLE, args.runs)
         keras_wall = cold["keras"]["wall_s_median"]
+        keras_cpu = cold["keras"]["cpu_s_median"]
         for name, row in cold.items():
             row["speedup_vs_keras"] = round(keras_wall / row["wall_s_median"], 1)
+            row["cpu_speedup_vs_keras"] = round(keras_cpu / row["cpu_s_median"], 1)
             print(f"  {name:7s} {row}", file=sys.stderr)
         report["cold_start"] = cold
         print(f"throughput: {args.images} MNIST PNGs in one predict --json", file=sys.stderr)
