@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import os
 import sys
 from collections.abc import Mapping
@@ -109,17 +110,17 @@ def setting_fields() -> list[dataclasses.Field[Any]]:
     return [f for f in dataclasses.fields(Settings) if f.name != "sources"]
 
 
-_FIELD_TYPES: dict[str, Any] = {}
+@functools.cache
+def _type_hints() -> dict[str, str]:
+    """Each setting's annotation as text (``from __future__`` keeps them as strings)."""
+    import typing
+
+    hints = typing.get_type_hints(Settings)
+    return {name: str(hint) for name, hint in hints.items() if name != "sources"}
 
 
 def _field_type(name: str) -> str:
-    if not _FIELD_TYPES:
-        import typing
-
-        hints = typing.get_type_hints(Settings)
-        _FIELD_TYPES.update({k: v for k, v in hints.items() if k != "sources"})
-    hint = _FIELD_TYPES[name]
-    text = str(hint)
+    text = _type_hints()[name]
     for kind in ("bool", "int", "float", "Path", "str"):
         if kind in text:
             return kind
@@ -127,8 +128,7 @@ def _field_type(name: str) -> str:
 
 
 def _optional(name: str) -> bool:
-    _field_type(name)
-    return "None" in str(_FIELD_TYPES[name])
+    return "None" in _type_hints()[name]
 
 
 _TRUE = {"1", "true", "yes", "on"}
