@@ -376,6 +376,7 @@ def predict(
         list[str],
         typer.Argument(
             help="Image files, directories (the images inside), or - for one image on stdin.",
+            metavar="PATH",
             show_default=False,
         ),
     ],
