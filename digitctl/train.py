@@ -543,8 +543,11 @@ def train_model(
         "model": run.model_path.name,
         "architecture": {**recipe.as_dict(), "parameters": int(model.count_params())},
         "plan": plan.as_dict(),
-        "distribution": {**distribution, "global_batch_size": global_batch,
-                         "peak_learning_rate": learning_rate},
+        "distribution": {
+            **distribution,
+            "global_batch_size": global_batch,
+            "peak_learning_rate": learning_rate,
+        },
         "settings": {
             k: str(v) if isinstance(v, Path) else v for k, v in settings.as_dict().items()
         },
