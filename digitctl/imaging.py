@@ -89,8 +89,9 @@ def _open(source: ImageSource, work_side: int | None) -> Image.Image:
                 raise ImageError(f"{path} is empty (0 bytes)")
         try:
             with warnings.catch_warnings():
-                # Our own, stricter size limit below replaces Pillow's warning.
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                # Our own, stricter size limit below replaces Pillow's bomb warning, and
+                # damaged metadata ("Corrupt EXIF data") must not add lines to stderr.
+                warnings.simplefilter("ignore")
                 image = Image.open(handle)  # type: ignore[arg-type]
         except Image.DecompressionBombError:
             raise ImageError(
@@ -118,11 +119,15 @@ def _open(source: ImageSource, work_side: int | None) -> Image.Image:
         # Decode at 1/2, 1/4 or 1/8 scale: most of a big photo's decode time saved.
         image.draft(image.mode, (work_side, work_side))
     try:
-        if getattr(image, "n_frames", 1) > 1:
-            image.seek(0)
-        image.load()
-        if image.format in _EXIF_FORMATS or "exif" in image.info:
-            image = ImageOps.exif_transpose(image) or image
+        with warnings.catch_warnings():
+            # Pillow warns about damaged metadata ("Tag data larger than file"); the
+            # pixels still decode, and a warning line would break "one line per input".
+            warnings.simplefilter("ignore")
+            if getattr(image, "n_frames", 1) > 1:
+                image.seek(0)
+            image.load()
+            if image.format in _EXIF_FORMATS or "exif" in image.info:
+                image = ImageOps.exif_transpose(image) or image
     except Image.DecompressionBombError:
         raise ImageError(f"{name} is too large to decode safely (decompression bomb?)") from None
     except (OSError, SyntaxError, ValueError) as exc:
