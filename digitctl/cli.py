@@ -349,19 +349,21 @@ def evaluate(
 
 
 def _prediction_table(outcomes: list[Any], backend: str) -> Any:
-    from rich.markup import escape
+    from rich.text import Text
 
-    rows = []
+    rows: list[tuple[Any, ...]] = []
     for outcome in outcomes:
-        name = escape(outcome.name)
         p = outcome.prediction
         if p is None:
-            rows.append((name, "[red]-[/red]", "", f"[red]{escape(outcome.error or '')}[/red]"))
+            rows.append((outcome.name, Text("-", "red"), "", Text(outcome.error or "", "red")))
             continue
         top = "  ".join(f"{d}: {c:.1%}" for d, c in p.top(3))
-        confidence = f"[yellow]{p.confidence:.1%} (uncertain)[/yellow]" if p.uncertain \
+        confidence = (
+            Text(f"{p.confidence:.1%} (uncertain)", "yellow")
+            if p.uncertain
             else f"{p.confidence:.1%}"
-        rows.append((name, f"[bold]{p.label}[/bold]", confidence, top))
+        )
+        rows.append((outcome.name, Text(str(p.label), "bold"), confidence, top))
     result = ui.table(f"Predictions ({backend})", ["file", "digit", "confidence", "top-3"], rows)
     result.columns[0].overflow = "fold"  # a long path wraps; it is never cut to "…"
     result.columns[3].no_wrap = True

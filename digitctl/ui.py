@@ -24,6 +24,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 # Created on first use so that importing digitctl has no side effects.
 _consoles: dict[str, Console] = {}
@@ -94,9 +95,19 @@ def task_progress(transient: bool = False) -> Progress:
 
 
 def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Table:
+    """A table of plain cells: a path like ``scan[1].png`` is shown as is, not as markup.
+
+    Pass a ``rich.text.Text`` cell for styled content.
+    """
     result = Table(title=title, title_justify="left")
     for column in columns:
         result.add_column(column)
     for row in rows:
-        result.add_row(*("" if cell is None else str(cell) for cell in row))
+        result.add_row(*(_cell(cell) for cell in row))
     return result
+
+
+def _cell(value: Any) -> Text:
+    if isinstance(value, Text):
+        return value
+    return Text("" if value is None else str(value))
