@@ -13,8 +13,9 @@ def command_reference() -> str:
 
     command = typer.main.get_command(app)
     ctx = typer.Context(command, info_name="digitctl")
-    body = typer.cli.get_docs_for_click(obj=command, ctx=ctx, name="digitctl",
-                                        title="Command reference")
+    body = typer.cli.get_docs_for_click(
+        obj=command, ctx=ctx, name="digitctl", title="Command reference"
+    )
     return body.rstrip() + "\n"
 
 

@@ -16,10 +16,9 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from digitctl import __version__
+from digitctl import __version__, ui
 from digitctl.config import Settings, describe, load_settings
 from digitctl.errors import DigitctlError
-from digitctl import ui
 
 app = typer.Typer(
     name="digitctl",
@@ -135,11 +134,16 @@ def config_command(
     settings = _state(ctx).settings()
     rows = describe(settings)
     if as_json:
-        ui.print_json({row["name"]: {"value": row["value"], "source": row["source"]} for row in rows})
+        ui.print_json(
+            {row["name"]: {"value": row["value"], "source": row["source"]} for row in rows}
+        )
         return
     ui.out_console().print(
-        ui.table("digitctl settings", ["setting", "value", "source"],
-                 [(r["name"], r["value"], r["source"]) for r in rows])
+        ui.table(
+            "digitctl settings",
+            ["setting", "value", "source"],
+            [(r["name"], r["value"], r["source"]) for r in rows],
+        )
     )
 
 
@@ -202,9 +206,15 @@ def preprocess(
     verb = "reused (inputs unchanged)" if result.cached else "built"
     ui.info(f"[green]✓[/green] processed data {verb}: {result.path}")
     ui.out_console().print(
-        ui.table(None, ["split", "images"],
-                 [("train", result.counts["train"]), ("validation", result.counts["val"]),
-                  ("test", result.counts["test"])])
+        ui.table(
+            None,
+            ["split", "images"],
+            [
+                ("train", result.counts["train"]),
+                ("validation", result.counts["val"]),
+                ("test", result.counts["test"]),
+            ],
+        )
     )
     for artifact in result.artifacts:
         ui.info(f"  wrote {artifact}")
@@ -238,8 +248,10 @@ def train(
     ] = None,
     augment: Annotated[
         bool | None,
-        typer.Option("--augment/--no-augment",
-                     help="Random rotation, zoom and translation (default: the recipe's)."),
+        typer.Option(
+            "--augment/--no-augment",
+            help="Random rotation, zoom and translation (default: the recipe's).",
+        ),
     ] = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue the interrupted run in this workspace.")
@@ -260,8 +272,15 @@ def train(
     from digitctl import train as training
 
     settings = _state(ctx).settings(
-        recipe=recipe, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-        val_split=val_split, limit=limit, seed=seed, augment=augment, mirror=mirror,
+        recipe=recipe,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        val_split=val_split,
+        limit=limit,
+        seed=seed,
+        augment=augment,
+        mirror=mirror,
         strategy=strategy,
     )
     with ui.task_progress() as progress:
@@ -274,8 +293,11 @@ def train(
     best = result.best
     rows = [
         ("recipe", result.plan.recipe),
-        ("epochs run", f"{result.epochs_run} of {result.plan.epochs}"
-         + (" (stopped early)" if result.stopped_early else "")),
+        (
+            "epochs run",
+            f"{result.epochs_run} of {result.plan.epochs}"
+            + (" (stopped early)" if result.stopped_early else ""),
+        ),
         *((("resumed after epoch", result.resumed_from),) if result.resumed_from else ()),
         ("best epoch", result.best_epoch),
         ("validation accuracy", f"{best['val_accuracy']:.4%}"),
@@ -308,8 +330,10 @@ def evaluate(
     ] = None,
     unsafe_load: Annotated[
         bool | None,
-        typer.Option("--unsafe-load",
-                     help="Allow models that run Python code on load; only for trusted files."),
+        typer.Option(
+            "--unsafe-load",
+            help="Allow models that run Python code on load; only for trusted files.",
+        ),
     ] = None,
     report: Annotated[
         bool, typer.Option("--report", help="Show the per-class report and confusion matrix.")
@@ -328,21 +352,31 @@ def evaluate(
         return
     console = ui.out_console()
     console.print(f"model     {result.model_path}")
-    console.print(f"accuracy  {result.accuracy:.4%}  ({result.images - result.errors:,} of "
-                  f"{result.images:,} test images)")
+    console.print(
+        f"accuracy  {result.accuracy:.4%}  ({result.images - result.errors:,} of "
+        f"{result.images:,} test images)"
+    )
     console.print(f"loss      {result.loss:.4f}")
     if report:
         digits = [str(d) for d in range(10)]
         rows = [
-            (name, *(f"{result.report[name][key]:.4f}" for key in ("precision", "recall",
-                                                                    "f1-score")),
-             int(result.report[name]["support"]))
+            (
+                name,
+                *(f"{result.report[name][key]:.4f}" for key in ("precision", "recall", "f1-score")),
+                int(result.report[name]["support"]),
+            )
             for name in [*digits, "macro avg", "weighted avg"]
         ]
-        console.print(ui.table("Classification report", ["digit", "precision", "recall", "f1",
-                                                          "support"], rows))
-        matrix = ui.table("Confusion matrix (rows: true, columns: predicted)", ["", *digits],
-                          [(d, *result.confusion[i].tolist()) for i, d in enumerate(digits)])
+        console.print(
+            ui.table(
+                "Classification report", ["digit", "precision", "recall", "f1", "support"], rows
+            )
+        )
+        matrix = ui.table(
+            "Confusion matrix (rows: true, columns: predicted)",
+            ["", *digits],
+            [(d, *result.confusion[i].tolist()) for i, d in enumerate(digits)],
+        )
         console.print(matrix)
     for path in [result.metrics_path, *result.artifacts]:
         ui.info(f"  wrote {path}")
@@ -391,8 +425,10 @@ def predict(
     ] = None,
     unsafe_load: Annotated[
         bool | None,
-        typer.Option("--unsafe-load",
-                     help="Allow models that run Python code on load; only for trusted files."),
+        typer.Option(
+            "--unsafe-load",
+            help="Allow models that run Python code on load; only for trusted files.",
+        ),
     ] = None,
     save_view: Annotated[
         Path | None,
@@ -452,8 +488,10 @@ def export(
     ] = None,
     unsafe_load: Annotated[
         bool | None,
-        typer.Option("--unsafe-load",
-                     help="Allow models that run Python code on load; only for trusted files."),
+        typer.Option(
+            "--unsafe-load",
+            help="Allow models that run Python code on load; only for trusted files.",
+        ),
     ] = None,
     mirror: MirrorOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
@@ -473,8 +511,10 @@ def export(
         ui.print_json(result.as_dict())
         return
     ui.info(f"[green]✓[/green] wrote {result.path} ({result.size_bytes / 1e6:.1f} MB)")
-    ui.info(f"agreement with Keras: {result.agreement:.2%} of {result.images:,} test images "
-            f"(largest probability difference {result.max_abs_diff:.1e})")
+    ui.info(
+        f"agreement with Keras: {result.agreement:.2%} of {result.images:,} test images "
+        f"(largest probability difference {result.max_abs_diff:.1e})"
+    )
 
 
 @app.command()

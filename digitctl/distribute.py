@@ -133,7 +133,7 @@ def fit_multi_worker(
             if model.losses:
                 loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
         gradients = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=True))
         predicted = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
         correct = tf.reduce_sum(tf.cast(tf.equal(predicted, tf.cast(labels, tf.int64)), "float32"))
         return loss, correct
@@ -176,7 +176,10 @@ def fit_multi_worker(
             correct_sum += float(correct)
             callback_list.on_train_batch_end(
                 step,
-                {"loss": loss_sum / (step + 1), "accuracy": correct_sum / ((step + 1) * global_batch)},
+                {
+                    "loss": loss_sum / (step + 1),
+                    "accuracy": correct_sum / ((step + 1) * global_batch),
+                },
             )
         # Batch-norm statistics are per worker, so validation figures can differ in the
         # last digits; averaging them keeps every worker's best-epoch and early-stopping

@@ -58,7 +58,9 @@ def test_two_workers_train_one_epoch_and_only_the_chief_writes(
     for index, workspace in enumerate(workspaces):
         env = {
             **os.environ,
-            "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
+            "TF_CONFIG": json.dumps(
+                {"cluster": cluster, "task": {"type": "worker", "index": index}}
+            ),
             "CUDA_VISIBLE_DEVICES": "-1",
             "COLUMNS": "120",
         }
@@ -79,7 +81,7 @@ def test_two_workers_train_one_epoch_and_only_the_chief_writes(
         for run in runs:
             if run.poll() is None:
                 run.kill()
-    for run, (_, err) in zip(runs, outputs):
+    for run, (_, err) in zip(runs, outputs, strict=True):
         assert run.returncode == 0, err.decode()[-3000:]
     chief = json.loads(outputs[0][0])
     assert chief["replicas"] == 2 and chief["is_chief"] is True

@@ -90,9 +90,11 @@ def test_two_concurrent_preprocess_runs_share_one_valid_cache(
     ]
     deadline = time.monotonic() + 120
     outputs = [run.communicate(timeout=max(1, deadline - time.monotonic())) for run in runs]
-    for run, (_, err) in zip(runs, outputs):
+    for run, (_, err) in zip(runs, outputs, strict=True):
         assert run.returncode == 0, err.decode()
-    settings = Settings(workspace=workspace, cache_dir=workspace / "cache", mirror=str(mnist_mirror))
+    settings = Settings(
+        workspace=workspace, cache_dir=workspace / "cache", mirror=str(mnist_mirror)
+    )
     splits = data.load_splits(settings)
     assert splits.x_train.shape == (360, 28, 28, 1) and splits.y_test.shape == (100,)
     assert np.isfinite(splits.x_train).all()
@@ -124,7 +126,7 @@ def test_two_concurrent_predict_runs_on_one_workspace(
     ]
     outputs = [run.communicate(timeout=120) for run in runs]
     answers = []
-    for run, (out, err) in zip(runs, outputs):
+    for run, (out, err) in zip(runs, outputs, strict=True):
         assert run.returncode == 0, err.decode()
         answers.append(json.loads(out))
     assert answers[0]["probabilities"] == answers[1]["probabilities"]
