@@ -110,10 +110,9 @@ def main_callback(
     ] = False,
 ) -> None:
     """Recognise handwritten digits: download MNIST, train a CNN, evaluate, predict, serve."""
-    if not debug:
-        # TensorFlow's C++ start-up chatter (oneDNN, CUDA probing) would bury the CLI's
-        # own output; a user's explicit setting wins.
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if debug:
+        # --debug also shows TensorFlow's native start-up logs (see digitctl._native).
+        os.environ["DIGITCTL_DEBUG"] = "1"
     ctx.obj = CliState(
         config_file=config,
         debug=debug,

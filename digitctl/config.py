@@ -274,6 +274,7 @@ _ENV_IGNORED = {
     "screenshots",
     "test_model",
     "mnist_mirror",
+    "test_mnist",
 }
 
 

@@ -9,16 +9,18 @@ TensorFlow/Keras are imported inside the functions: importing this module is che
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from digitctl._native import load_tensorflow, native_stderr_silenced, wants_native_logs
 from digitctl.atomic import atomic_path
 from digitctl.errors import DigitctlError, ModelError
 from digitctl.modelfiles import lite_path_for, load_keras_model, resolve_model_path
@@ -64,18 +66,25 @@ def _ensure_called(model: Any) -> None:
     model(np.zeros((1, *_input_shape(model)), dtype=np.float32), training=False)
 
 
-def _quiet_tensorflow() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+@contextlib.contextmanager
+def _converter_quiet() -> Iterator[None]:
+    """The LiteRT converter logs every pass natively; hide that unless --debug."""
+    if wants_native_logs():
+        yield
+    else:
+        with native_stderr_silenced():
+            yield
 
 
 def write_lite_export(model: Any, path: str | os.PathLike[str]) -> Path:
     """Write ``model`` (a Keras model object) as a LiteRT flatbuffer at ``path``, atomically."""
-    _quiet_tensorflow()
+    load_tensorflow()
     path = Path(path)
     _ensure_called(model)
     with atomic_path(path) as tmp:
         try:
-            model.export(str(tmp), format="litert", verbose=False)
+            with _converter_quiet():
+                model.export(str(tmp), format="litert", verbose=False)
         except Exception as exc:  # the converter raises many kinds
             raise ModelError(f"cannot export the model to LiteRT: {exc}") from exc
     return path
@@ -187,7 +196,7 @@ def export_model(
         raise ModelError(
             f"{model_path} is not a Keras model (.keras or .h5); export needs the Keras file"
         )
-    _quiet_tensorflow()
+    load_tensorflow()
     model = load_keras_model(model_path, unsafe=unsafe)
     target = output if output is not None else export_path_for(model_path, fmt)
     try:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from digitctl._native import native_stderr_silenced
 from digitctl.errors import DigitctlError, ImageError, ModelError
 from digitctl.imaging import ImageSource, is_image_path, to_mnist
 from digitctl.modelfiles import card_path_for, lite_path_for, resolve_model_path
@@ -50,24 +51,6 @@ class Prediction:
 # --------------------------------------------------------------------------------------
 # runners: (N, *input_shape) float32 -> (N, 10)
 # --------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def _native_stderr_silenced() -> Iterator[None]:
-    """Hide what native code writes to fd 2 (LiteRT's "INFO: Created ... delegate" line)."""
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):  # no real fd 2 (embedded, some test runners)
-        yield
-        return
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 class LiteRTRunner:
     """A LiteRT interpreter that accepts any batch size."""
 
@@ -88,7 +71,7 @@ class LiteRTRunner:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         if len(x) != self._batch:
             self._interpreter.resize_tensor_input(self._input, [len(x), *self.input_shape])
-            with _native_stderr_silenced():
+            with native_stderr_silenced():
                 self._interpreter.allocate_tensors()
             self._batch = len(x)
         self._interpreter.set_tensor(self._input, np.ascontiguousarray(x, dtype=np.float32))

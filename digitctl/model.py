@@ -43,6 +43,10 @@ class Recipe:
     # Batch norm after the first convolution too. Off in `fast`: at full 28×28 resolution
     # it costs a third of the step time of that small network for no measurable gain.
     stem_batchnorm: bool = True
+    # Keras dtype policy of the layers while training ("auto": mixed_bfloat16 where the
+    # CPU computes bfloat16 natively, else float32). The saved and exported models are
+    # always float32 (mixed policies keep float32 weights, so they copy over exactly).
+    dtype_policy: str = "float32"
     description: str = ""
 
     def as_dict(self) -> dict[str, Any]:
@@ -72,16 +76,17 @@ RECIPES: dict[str, Recipe] = {
         dropout=0.0,
         head_dropout=0.0,
         epochs=2,
-        batch_size=128,
-        learning_rate=1e-2,
+        batch_size=256,
+        learning_rate=1.5e-2,
         warmup_fraction=0.25,
         augment=False,
         patience=2,
         bn_momentum=0.9,
         stem_batchnorm=False,
+        dtype_policy="auto",
         description="16/32/64 conv blocks with batch norm (not on the stem), no augmentation, "
-        "2 epochs of one-cycle Adam: >= 99.0% test accuracy, aimed at <= 20 s of training "
-        "on 2 idle CPU cores",
+        "2 epochs of one-cycle Adam at batch 256, bfloat16 compute where the CPU has it: "
+        ">= 99.0% test accuracy in <= 20 s of training on 2 idle CPU cores",
     ),
 }
 
@@ -93,11 +98,16 @@ def get_recipe(name: str) -> Recipe:
         raise ConfigError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}") from None
 
 
-def build_model(recipe: Recipe, seed: int | None = None) -> Any:
+def build_model(recipe: Recipe, seed: int | None = None, for_training: bool = False) -> Any:
     """The CNN of ``recipe``: Conv-BN-ReLU stages, each closed by max pooling and dropout,
-    then an optional dense layer and a softmax over the 10 digits."""
+    then an optional dense layer and a softmax over the 10 digits.
+
+    ``for_training`` applies the recipe's dtype policy; otherwise the model is float32.
+    """
     import keras
     from keras import layers
+
+    policy = resolve_dtype_policy(recipe.dtype_policy) if for_training else "float32"
 
     if seed is not None:
         keras.utils.set_random_seed(seed)
@@ -107,27 +117,53 @@ def build_model(recipe: Recipe, seed: int | None = None) -> Any:
         for index, filters in enumerate(filters_list, start=1):
             if stage == 1 and index == 1 and not recipe.stem_batchnorm:
                 x = layers.Conv2D(
-                    filters, 3, padding="same", activation="relu", name=f"conv{stage}_{index}"
+                    filters,
+                    3,
+                    padding="same",
+                    activation="relu",
+                    name=f"conv{stage}_{index}",
+                    dtype=policy,
                 )(x)
                 continue
             # No bias: batch normalization right after makes it redundant.
             x = layers.Conv2D(
-                filters, 3, padding="same", use_bias=False, name=f"conv{stage}_{index}"
+                filters,
+                3,
+                padding="same",
+                use_bias=False,
+                name=f"conv{stage}_{index}",
+                dtype=policy,
             )(x)
-            x = layers.BatchNormalization(momentum=recipe.bn_momentum, name=f"bn{stage}_{index}")(x)
-            x = layers.ReLU(name=f"relu{stage}_{index}")(x)
-        x = layers.MaxPooling2D(2, name=f"pool{stage}")(x)
+            x = layers.BatchNormalization(
+                momentum=recipe.bn_momentum, name=f"bn{stage}_{index}", dtype=policy
+            )(x)
+            x = layers.ReLU(name=f"relu{stage}_{index}", dtype=policy)(x)
+        x = layers.MaxPooling2D(2, name=f"pool{stage}", dtype=policy)(x)
         if recipe.dropout:
-            x = layers.Dropout(recipe.dropout, name=f"drop{stage}")(x)
-    x = layers.Flatten(name="flatten")(x)
+            x = layers.Dropout(recipe.dropout, name=f"drop{stage}", dtype=policy)(x)
+    x = layers.Flatten(name="flatten", dtype=policy)(x)
     if recipe.dense_units:
-        x = layers.Dense(recipe.dense_units, use_bias=False, name="dense")(x)
-        x = layers.BatchNormalization(momentum=recipe.bn_momentum, name="bn_dense")(x)
-        x = layers.ReLU(name="relu_dense")(x)
+        x = layers.Dense(recipe.dense_units, use_bias=False, name="dense", dtype=policy)(x)
+        x = layers.BatchNormalization(momentum=recipe.bn_momentum, name="bn_dense", dtype=policy)(x)
+        x = layers.ReLU(name="relu_dense", dtype=policy)(x)
     if recipe.head_dropout:
-        x = layers.Dropout(recipe.head_dropout, name="drop_head")(x)
+        x = layers.Dropout(recipe.head_dropout, name="drop_head", dtype=policy)(x)
+    # The softmax stays float32 whatever the policy: bfloat16 probabilities are too coarse.
     outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities")(x)
     return keras.Model(inputs, outputs, name=f"digitctl_cnn_{recipe.name}")
+
+
+def resolve_dtype_policy(policy: str) -> str:
+    """``auto`` → ``mixed_bfloat16`` on CPUs with native bfloat16 (AVX512-BF16 or AMX),
+    else ``float32``: emulated bfloat16 would be slower than float32."""
+    if policy != "auto":
+        return policy
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            flags = handle.read()
+    except OSError:  # not Linux: stay with the safe choice
+        return "float32"
+    return "mixed_bfloat16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
 
 
 def one_cycle_schedule(peak: float, total_steps: int, warmup_fraction: float) -> Any:
@@ -166,7 +202,7 @@ def build_and_compile(
 
     if isinstance(recipe, str):
         recipe = get_recipe(recipe)
-    model = build_model(recipe, seed=seed)
+    model = build_model(recipe, seed=seed, for_training=True)
     schedule = one_cycle_schedule(
         learning_rate or recipe.learning_rate, total_steps, recipe.warmup_fraction
     )

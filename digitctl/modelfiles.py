@@ -72,7 +72,9 @@ def load_keras_model(path: Path, unsafe: bool = False, compile: bool = False) ->
     path = Path(path)
     if not path.exists():
         raise ModelError(f"model {path} does not exist; check --model")
-    import keras
+    from digitctl._native import load_tensorflow
+
+    keras = load_tensorflow()
 
     try:
         return keras.saving.load_model(path, compile=compile, safe_mode=not unsafe)

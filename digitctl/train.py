@@ -370,6 +370,7 @@ def train_model(
         plan = resolve_plan(settings, save_format)
     recipe = get_recipe(plan.recipe)
 
+    from digitctl._native import load_tensorflow
     from digitctl.data import load_splits
     from digitctl.distribute import cluster_from_environment, make_distribution
 
@@ -388,6 +389,7 @@ def train_model(
     if len(x_train) == 0 or len(splits.x_val) == 0:
         raise DigitctlError("no training or validation images; check --limit and --val-split")
     data_seconds = time.perf_counter() - started
+    load_tensorflow()
     # Before any model: MultiWorkerMirroredStrategy must own the TF runtime.
     dist = make_distribution(settings.strategy)
 
@@ -506,7 +508,7 @@ def train_model(
         write_with(h5_path, lambda tmp: _clean_copy(model, recipe).save(tmp))
         extra.append(h5_path)
     export_started = time.perf_counter()
-    lite = _write_lite(model, lite_path_for(run.model_path))
+    lite = _write_lite(_clean_copy(model, recipe), lite_path_for(run.model_path))
     if lite is not None:
         extra.append(lite)
     export_seconds = time.perf_counter() - export_started

@@ -149,7 +149,7 @@ def test_unknown_format_is_refused(cli_args: list[str], mnist_mirror: Path) -> N
 
 def test_plan_takes_recipe_values_unless_settings_override_them() -> None:
     fast = resolve_plan(Settings(recipe="fast"))
-    assert (fast.epochs, fast.batch_size, fast.augment) == (2, 128, False)
+    assert (fast.epochs, fast.batch_size, fast.augment) == (2, 256, False)
     best = resolve_plan(Settings())
     assert best.recipe == "best" and best.augment is True and best.epochs == RECIPES["best"].epochs
     # An explicit --augment beats the recipe's default; so do the other flags.
