@@ -98,7 +98,7 @@ def _write_onnx(model: Any, path: Path) -> Path:
         except ImportError as exc:
             raise ModelError(
                 f"ONNX export needs the tf2onnx and onnx packages ({exc}); "
-                "install them with `pip install tf2onnx onnx`"
+                'install them with `pip install "digitctl[export]"`'
             ) from None
         except Exception as exc:
             raise ModelError(f"cannot export the model to ONNX: {exc}") from exc

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import signal
 import struct
 from pathlib import Path
 
@@ -12,6 +13,12 @@ import pytest
 
 from digitctl.config import Settings
 from digitctl.ui import reset_consoles
+
+# A test run started from a script's background job inherits SIGINT as *ignored*, and so
+# would every process the tests start: then the Ctrl-C tests (train, serve) send a SIGINT
+# nobody receives. A handler here (reset to the default on exec) gives children the
+# disposition a terminal gives them.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
