@@ -149,6 +149,13 @@ def config_command(
 # --------------------------------------------------------------------------------------
 # download / preprocess
 # --------------------------------------------------------------------------------------
+UnsafeLoadOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--unsafe-load",
+        help="Allow models that run Python code on load (Lambda layers); only for trusted files.",
+    ),
+]
 MirrorOption = Annotated[
     str | None,
     typer.Option(
@@ -327,13 +334,7 @@ def evaluate(
         Path | None,
         typer.Option(help="A .keras/.h5 model (default: the workspace's, else the bundled one)."),
     ] = None,
-    unsafe_load: Annotated[
-        bool | None,
-        typer.Option(
-            "--unsafe-load",
-            help="Allow models that run Python code on load; only for trusted files.",
-        ),
-    ] = None,
+    unsafe_load: UnsafeLoadOption = None,
     report: Annotated[
         bool, typer.Option("--report", help="Show the per-class report and confusion matrix.")
     ] = False,
@@ -422,13 +423,7 @@ def predict(
         Path | None,
         typer.Option(help="Model (.keras, .tflite or .onnx); default: workspace, else bundled."),
     ] = None,
-    unsafe_load: Annotated[
-        bool | None,
-        typer.Option(
-            "--unsafe-load",
-            help="Allow models that run Python code on load; only for trusted files.",
-        ),
-    ] = None,
+    unsafe_load: UnsafeLoadOption = None,
     save_view: Annotated[
         Path | None,
         typer.Option("--save-view", help="Folder for the 28×28 view the model saw of each input."),
@@ -485,13 +480,7 @@ def export(
         int | None,
         typer.Option(min=1, help="Check agreement on the first N test images only (quick)."),
     ] = None,
-    unsafe_load: Annotated[
-        bool | None,
-        typer.Option(
-            "--unsafe-load",
-            help="Allow models that run Python code on load; only for trusted files.",
-        ),
-    ] = None,
+    unsafe_load: UnsafeLoadOption = None,
     mirror: MirrorOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:

@@ -485,11 +485,12 @@ def train_model(
         raise DigitctlError("training produced no epoch; nothing was saved")
     model.set_weights(run.best_weights)
     distribution = {"strategy": dist.name, "replicas": dist.replicas, "is_chief": dist.is_chief}
-    if not run.writes:
+
+    def summary(artifacts: list[Path], extra: list[Path]) -> TrainResult:
         return TrainResult(
             model_path=run.model_path,
             record_path=card_path_for(run.model_path),
-            artifacts=[],
+            artifacts=artifacts,
             plan=plan,
             epochs_run=run.epochs_done,
             best_epoch=run.best_epoch,
@@ -500,8 +501,12 @@ def train_model(
             total_seconds=time.perf_counter() - started,
             train_images=len(x_train),
             history=run.history,
+            extra_models=extra,
             **distribution,
         )
+
+    if not run.writes:
+        return summary([], [])
     extra: list[Path] = []
     if plan.save_format == "h5":
         h5_path = run.model_path.with_suffix(".h5")
@@ -524,23 +529,7 @@ def train_model(
 
     plots.plot_training_history(run.history, artifact_paths[1], best_epoch=run.best_epoch)
 
-    result = TrainResult(
-        model_path=run.model_path,
-        record_path=card_path_for(run.model_path),
-        artifacts=artifact_paths,
-        plan=plan,
-        epochs_run=run.epochs_done,
-        best_epoch=run.best_epoch,
-        best=dict(run.best or {}),
-        stopped_early=run.stopped_early,
-        resumed_from=resumed_from,
-        train_seconds=run.train_seconds,
-        total_seconds=time.perf_counter() - started,
-        train_images=len(x_train),
-        history=run.history,
-        extra_models=extra,
-        **distribution,
-    )
+    result = summary(artifact_paths, extra)
     record = {
         "model": run.model_path.name,
         "architecture": {**recipe.as_dict(), "parameters": int(model.count_params())},
