@@ -1,6 +1,7 @@
 """Cold start and throughput of `digitctl predict`: LiteRT export vs ONNX Runtime vs Keras.
 
     python benchmarks/bench_predict.py [--model PATH.keras] [--runs 5] [--images 10000]
+    python benchmarks/bench_predict.py --cold-only --runs 15 --out benchmarks/results/cold.json
 
 Each measurement is a fresh `digitctl` process, as a user runs it; the paths are run
 interleaved so that load from other processes on this shared machine hits them alike.
@@ -45,6 +46,12 @@ def digitctl_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "digitctl"]
 
 
+# A pip install compiles every module to bytecode; an editable install on a machine with
+# PYTHONDONTWRITEBYTECODE set (this one) would recompile digitctl on each start (~30 ms).
+# The children may write bytecode, and a warm-up run per path writes it before timing.
+CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def run_once(
     args: list[str], stdout: int | None = subprocess.DEVNULL
 ) -> tuple[float, float, int, float]:
@@ -55,11 +62,23 @@ def run_once(
     case (one thread does nearly all the work).
     """
     start = time.perf_counter()
-    process = subprocess.Popen(args, stdout=stdout, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(args, stdout=stdout, stderr=subprocess.DEVNULL, env=CHILD_ENV)
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - start
     process.returncode = os.waitstatus_to_exitcode(status)
     return wall, usage.ru_maxrss / 1024, process.returncode, usage.ru_utime + usage.ru_stime
+
+
+def package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in ("digitctl", "typer", "numpy", "pillow", "ai-edge-litert", "onnxruntime"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found
 
 
 def load_average() -> float:
@@ -98,6 +117,8 @@ def prepare_models(source: Path, folder: Path) -> dict[str, Path]:
 def cold_start(models: dict[str, Path], image: Path, runs: int) -> dict[str, dict[str, float]]:
     command = digitctl_command()
     samples: dict[str, list[tuple[float, float, float]]] = {name: [] for name in models}
+    for model in models.values():  # warm-up, not timed: bytecode, file cache
+        run_once([*command, "predict", "--model", str(model), str(image)])
     for _ in range(runs):
         for name, model in models.items():
             wall, rss, status, cpu = run_once(
@@ -176,6 +197,9 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=10_000)
     parser.add_argument("--canvas-images", type=int, default=1_000)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/bench_predict.json")
+    parser.add_argument(
+        "--cold-only", action="store_true", help="measure cold start only (no throughput runs)"
+    )
     parser.add_argument("--prepare", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.prepare:
@@ -188,6 +212,8 @@ def main() -> None:
         "model": str(source),
         "cpus": os.cpu_count(),
         "load_average_start": load_average(),
+        "python": sys.version.split()[0],
+        "versions": package_versions(),
     }
     with tempfile.TemporaryDirectory(prefix="bench_predict_") as tmp:
         folder = Path(tmp)
@@ -209,6 +235,9 @@ def main() -> None:
             row["cpu_speedup_vs_keras"] = round(keras_cpu / row["cpu_s_median"], 1)
             print(f"  {name:7s} {row}", file=sys.stderr)
         report["cold_start"] = cold
+        report["cold_start_runs"] = args.runs
+        if args.cold_only:
+            return finish(report, args.out)
         print(f"throughput: {args.images} MNIST PNGs in one predict --json", file=sys.stderr)
         labels = write_mnist_pngs(folder / "mnist_png", args.mnist, args.images)
         report["throughput_mnist_png"] = throughput(models["litert"], folder / "mnist_png", labels)
@@ -219,10 +248,14 @@ def main() -> None:
             models["litert"], folder / "canvas_png", labels
         )
         print(f"  {report['throughput_canvas_png']}", file=sys.stderr)
+    finish(report, args.out)
+
+
+def finish(report: dict[str, object], out: Path) -> None:
     report["load_average_end"] = load_average()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}", file=sys.stderr)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {out}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ from, so ``digitctl config`` can show it.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
 import os
 import sys
@@ -19,11 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from digitctl.errors import ConfigError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 CONFIG_FILENAME = "digitctl.toml"
 ENV_PREFIX = "DIGITCTL_"
@@ -211,6 +205,8 @@ def _validate(settings: Settings) -> None:
 
 
 def _unknown_key(name: str, source: str) -> ConfigError:
+    import difflib  # only on this error path: every command start pays for module imports
+
     known = [f.name for f in setting_fields()]
     hint = difflib.get_close_matches(name, known, n=1)
     suggestion = f"; did you mean {hint[0]!r}?" if hint else f"; known keys: {', '.join(known)}"
@@ -233,6 +229,11 @@ def _apply(base: Settings, changes: Mapping[str, Any], source: str) -> Settings:
 
 def read_config_file(path: Path) -> dict[str, Any]:
     """Read a TOML settings file. Keys may sit at the top level or under ``[digitctl]``."""
+    # Imported here: most runs have no settings file, and start-up time is a target.
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
     try:
         with open(path, "rb") as handle:
             document = tomllib.load(handle)

@@ -219,9 +219,12 @@ def _view_or_error(source: ImageSource) -> np.ndarray | ImageError:
 @contextlib.contextmanager
 def _view_pool(workers: int) -> Iterator[Any]:
     """A process pool for preprocessing, or None where forking is unavailable or pointless."""
+    if workers <= 1:  # before importing multiprocessing: a one-image run should not pay for it
+        yield None
+        return
     import multiprocessing
 
-    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+    if "fork" not in multiprocessing.get_all_start_methods():
         yield None
         return
     from concurrent.futures import ProcessPoolExecutor

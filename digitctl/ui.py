@@ -8,23 +8,14 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 from rich.table import Table
 from rich.text import Text
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 # Created on first use so that importing digitctl has no side effects.
 _consoles: dict[str, Console] = {}
@@ -67,6 +58,16 @@ def print_json(document: Any) -> None:
 
 def transfer_progress() -> Progress:
     """A progress bar for downloads: bytes, speed and time left."""
+    # rich.progress is imported on use: predict, the start-up-critical command, has no bar.
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
     return Progress(
         TextColumn("[bold blue]{task.description}"),
         BarColumn(),
@@ -80,6 +81,17 @@ def transfer_progress() -> Progress:
 
 def task_progress(transient: bool = False) -> Progress:
     """A progress bar for counted work: n of total, elapsed and remaining time."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     return Progress(
         SpinnerColumn(),
         TextColumn("[bold blue]{task.description}"),
