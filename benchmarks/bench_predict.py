@@ -209,7 +209,9 @@ def main() -> None:
 
     source = args.model or ROOT / "digitctl" / "assets" / "model" / "digitctl_cnn.keras"
     report: dict[str, object] = {
-        "model": str(source),
+        "model": str(source.resolve().relative_to(ROOT))
+        if source.resolve().is_relative_to(ROOT)
+        else str(source),
         "cpus": os.cpu_count(),
         "load_average_start": load_average(),
         "python": sys.version.split()[0],
