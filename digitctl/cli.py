@@ -261,7 +261,11 @@ def train(
         ),
     ] = None,
     resume: Annotated[
-        bool, typer.Option("--resume", help="Continue the interrupted run in this workspace.")
+        bool,
+        typer.Option(
+            "--resume",
+            help="Continue the interrupted run in this workspace, with its own settings.",
+        ),
     ] = False,
     save_format: Annotated[
         str, typer.Option("--format", help="keras, or h5 to write the legacy .h5 file as well.")

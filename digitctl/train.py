@@ -357,14 +357,15 @@ def train_model(
     write the model, run record and artifacts into the workspace.
 
     ``resume`` continues the interrupted run found in the workspace, with that run's own
-    plan. Ctrl-C raises :class:`TrainingInterrupted` after the last completed epoch has
-    been saved.
+    plan; settings that ask for a different plan are an error. Ctrl-C raises
+    :class:`TrainingInterrupted` after the last completed epoch has been saved.
     """
     started = time.perf_counter()
     state = _read_state(settings) if resume else None
     if state is not None:
         plan = TrainPlan(**state["plan"])
-        # The saved plan wins over flags; the data split must be the one it trained on.
+        _refuse_changed_plan(settings, plan)
+        # The data split must be the one the interrupted run trained on.
         settings = settings.with_overrides(seed=plan.seed, val_split=plan.val_split)
     else:
         plan = resolve_plan(settings, save_format)
@@ -646,6 +647,39 @@ def _read_state(settings: Settings) -> dict[str, Any]:
         raise DigitctlError(f"cannot resume: {checkpoint} is missing; start afresh")
     state["plan"] = {**state["plan"]}
     return state
+
+
+# Settings that shape a run; a resumed run keeps its own (its schedule is fixed).
+PLAN_SETTINGS = (
+    "recipe",
+    "epochs",
+    "batch_size",
+    "learning_rate",
+    "augment",
+    "seed",
+    "val_split",
+    "limit",
+)
+
+
+def _refuse_changed_plan(settings: Settings, plan: TrainPlan) -> None:
+    """Fail when a flag, the environment or a config file asks --resume for a different run.
+
+    Quietly ignoring ``--epochs 40`` would leave the user believing it applied.
+    """
+    changed = [
+        f"{name} {getattr(settings, name)!r} ({settings.sources[name]}; the run has "
+        f"{getattr(plan, name)!r})"
+        for name in PLAN_SETTINGS
+        if name in settings.sources and getattr(settings, name) != getattr(plan, name)
+    ]
+    if changed:
+        raise DigitctlError(
+            "cannot resume with different training settings: "
+            + "; ".join(changed)
+            + ". Drop them to continue the interrupted run as it was planned, "
+            "or start afresh without --resume"
+        )
 
 
 def _load_checkpoint(path: Path) -> Any:

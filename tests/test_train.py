@@ -117,6 +117,13 @@ def test_interrupt_keeps_best_model_and_resume_continues(
     assert state["epochs_done"] == 1 and state["finished"] is False
 
     monkeypatch.setattr(training, "_make_callbacks", original)
+    # A flag asking for a different run is refused, not silently ignored.
+    changed = CliRunner().invoke(
+        app, [*cli_args, "train", "--mirror", str(mnist_mirror), "--resume", "--epochs", "5"]
+    )
+    assert changed.exit_code == 1 and "Traceback" not in changed.output
+    assert "cannot resume with different training settings: epochs 5" in changed.output
+    assert (models / "last_checkpoint.keras").is_file()  # still resumable
     # Flags of the original run need not be repeated: the saved plan is used.
     resumed = CliRunner().invoke(
         app, [*cli_args, "train", "--mirror", str(mnist_mirror), "--resume", "--json"]
