@@ -24,11 +24,16 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "bench_data.json"
 DIGITCTL = [sys.executable, "-m", "digitctl"]
+# As after a pip install, which compiles every module: where PYTHONDONTWRITEBYTECODE is
+# set (this machine), an editable checkout would otherwise recompile digitctl each run.
+CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
 def timed(command: list[str], cwd: Path) -> float:
     started = time.perf_counter()
-    subprocess.run(command, cwd=cwd, check=True, capture_output=True)
+    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=CHILD_ENV)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr}")
     return time.perf_counter() - started
 
 
@@ -37,6 +42,8 @@ def main() -> None:
     parser.add_argument("--mirror", required=True, help="folder or URL with the MNIST .gz files")
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
+    if Path(args.mirror).is_dir():  # the commands run in a scratch folder
+        args.mirror = str(Path(args.mirror).resolve())
 
     figures: dict[str, object] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}",
@@ -45,6 +52,7 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory() as scratch:
         workspace = Path(scratch)
+        timed([*DIGITCTL, "--help"], workspace)  # warm-up, not timed: bytecode, file cache
         figures["help_seconds"] = statistics.median(
             timed([*DIGITCTL, "--help"], workspace) for _ in range(args.repeat)
         )
