@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -229,11 +228,8 @@ def _apply(base: Settings, changes: Mapping[str, Any], source: str) -> Settings:
 
 def read_config_file(path: Path) -> dict[str, Any]:
     """Read a TOML settings file. Keys may sit at the top level or under ``[digitctl]``."""
-    # Imported here: most runs have no settings file, and start-up time is a target.
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - Python 3.10
-        import tomli as tomllib
+    import tomllib  # here: most runs have no settings file, and start-up time is a target
+
     try:
         with open(path, "rb") as handle:
             document = tomllib.load(handle)
