@@ -219,21 +219,18 @@ def _view_or_error(source: ImageSource) -> np.ndarray | ImageError:
 @contextlib.contextmanager
 def _view_pool(workers: int) -> Iterator[Any]:
     """A process pool for preprocessing, or None where forking is unavailable or pointless."""
-    if workers <= 1:  # before importing multiprocessing: a one-image run should not pay for it
-        yield None
-        return
-    import multiprocessing
+    pool = None
+    if workers > 1:  # checked first: a one-image run should not pay for importing these
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
 
-    if "fork" not in multiprocessing.get_all_start_methods():
-        yield None
-        return
-    from concurrent.futures import ProcessPoolExecutor
-
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+        if "fork" in multiprocessing.get_all_start_methods():
+            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
     try:
         yield pool
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def preprocess_workers(count: int) -> int:

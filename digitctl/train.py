@@ -19,7 +19,7 @@ import math
 import platform
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -649,28 +649,16 @@ def _read_state(settings: Settings) -> dict[str, Any]:
     return state
 
 
-# Settings that shape a run; a resumed run keeps its own (its schedule is fixed).
-PLAN_SETTINGS = (
-    "recipe",
-    "epochs",
-    "batch_size",
-    "learning_rate",
-    "augment",
-    "seed",
-    "val_split",
-    "limit",
-)
-
-
 def _refuse_changed_plan(settings: Settings, plan: TrainPlan) -> None:
     """Fail when a flag, the environment or a config file asks --resume for a different run.
 
     Quietly ignoring ``--epochs 40`` would leave the user believing it applied.
     """
+    # The plan's fields that are settings too (all but the output format) shape the run.
     changed = [
         f"{name} {getattr(settings, name)!r} ({settings.sources[name]}; the run has "
         f"{getattr(plan, name)!r})"
-        for name in PLAN_SETTINGS
+        for name in (f.name for f in fields(plan))
         if name in settings.sources and getattr(settings, name) != getattr(plan, name)
     ]
     if changed:
