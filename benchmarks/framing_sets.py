@@ -1184,6 +1184,113 @@ def contact_sheet(folder: Path, out: Path, count: int = 48, cell: int = 128) -> 
     return out
 
 
+# --------------------------------------------------------------------------------------
+# measuring helpers shared by bench_framing.py, bench_numbers.py and bench_batch.py
+# --------------------------------------------------------------------------------------
+def machine_info() -> dict:
+    """CPU model, cores, load, Python and package versions, the command line."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = {}
+    for name in ("digitctl", "numpy", "pillow", "ai-edge-litert", "scikit-learn", "scipy"):
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = "not installed"
+    import digitctl
+
+    return {
+        "cpu_model": cpu,
+        "cpus": os.cpu_count(),
+        "load_average_start": round(os.getloadavg()[0], 2),
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "versions": versions,
+        "digitctl_code": str(Path(digitctl.__file__).parent),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+    }
+
+
+@dataclass
+class Answer:
+    """What digitctl answered for one image, in the terms of the reading API."""
+
+    text: str  # "" when nothing was read
+    status: str  # ok | not_a_digit | no_digit | error
+    not_digit: float  # the not-a-digit score; 1.0 when nothing was found
+    confidence: float | None  # of the single digit, when exactly one was read
+    uncertain: bool
+    seconds: float
+    count: int = 0  # digits read
+
+
+def api_mode(predictor) -> str:
+    return "read" if hasattr(predictor, "read") else "predict (fallback)"
+
+
+def answer(predictor, source) -> Answer:
+    """``predictor.read(source)`` as an Answer; with no ``read`` (today's API), ``predict``.
+
+    In the fallback a prediction is status ``ok`` with its one digit, "no digit found" is
+    ``no_digit``, and the not-a-digit score is 1 - confidence.
+    """
+    import time
+
+    from digitctl.errors import ImageError, NoDigitFound
+
+    start = time.perf_counter()
+    if hasattr(predictor, "read"):
+        try:
+            reading = predictor.read(source)
+        except ImageError:
+            return Answer("", "error", 1.0, None, True, time.perf_counter() - start)
+        seconds = time.perf_counter() - start
+        digits = list(reading.digits)
+        confidence = float(digits[0].confidence) if len(digits) == 1 else None
+        return Answer(
+            reading.text or "",
+            str(reading.status),
+            float(reading.not_digit),
+            confidence,
+            bool(reading.uncertain),
+            seconds,
+            len(digits),
+        )
+    try:
+        prediction = predictor.predict(source)
+    except NoDigitFound:
+        return Answer("", "no_digit", 1.0, None, True, time.perf_counter() - start)
+    except ImageError:
+        return Answer("", "error", 1.0, None, True, time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    return Answer(
+        str(prediction.label),
+        "ok",
+        1.0 - float(prediction.confidence),
+        float(prediction.confidence),
+        bool(prediction.uncertain),
+        seconds,
+        1,
+    )
+
+
+def write_results(document: dict, out: Path) -> None:
+    """``document`` as indented JSON at ``out``, written atomically."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    os.replace(tmp, out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
