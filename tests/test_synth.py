@@ -166,7 +166,8 @@ def test_training_views_shapes_labels_and_negatives() -> None:
     assert result.views.dtype == np.float32 and result.labels.dtype == np.int64
     assert 0.0 <= float(result.views.min()) and float(result.views.max()) <= 1.0
     assert sum(result.rendered.values()) == 70
-    assert n == 70 - sum(result.skipped.values())
+    assert n == 70 - sum(result.skipped.values()) - sum(result.filtered.values())
+    assert all(source.startswith("negative:") for source in result.filtered)
     framed = np.char.startswith(result.sources, "framed:")
     assert set(result.labels[~framed].tolist()) == {synth.NEGATIVE_LABEL}
     assert set(result.labels[framed].tolist()) <= {0, 1, 3, 4, 7}
@@ -199,6 +200,31 @@ def test_training_views_with_no_digits() -> None:
     assert (labels == synth.NEGATIVE_LABEL).all()
     with pytest.raises(ValueError, match="no digits"):
         synth.training_views(np.zeros((0, 28, 28)), np.zeros(0), 3, 0, seed=1)
+
+
+def _view(shape: np.ndarray) -> np.ndarray:
+    """A 28×28 view of ``shape``: its ink fitted into 20×20 and centred, as MNIST does."""
+    rows = np.flatnonzero(shape.max(axis=1) > 0.05)
+    cols = np.flatnonzero(shape.max(axis=0) > 0.05)
+    crop = shape[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    scale = 20 / max(crop.shape)
+    size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
+    box = np.asarray(Image.fromarray(crop, "F").resize(size, Image.Resampling.BOX))
+    view = np.zeros((28, 28), np.float32)
+    top, left = (28 - box.shape[0]) // 2, (28 - box.shape[1]) // 2
+    view[top : top + box.shape[0], left : left + box.shape[1]] = box
+    return view
+
+
+def test_a_lone_vertical_stroke_is_a_one_and_nothing_else_is() -> None:
+    assert synth.looks_like_a_one(_view(draw_digit(1)))
+    for label in (0, 3, 4, 7):
+        assert not synth.looks_like_a_one(_view(draw_digit(label)))
+    bar = np.zeros((60, 60), np.float32)
+    bar[5:55, 27:33] = 1
+    assert synth.looks_like_a_one(_view(bar))
+    assert not synth.looks_like_a_one(_view(bar.T.copy()))  # a dash is no "1"
+    assert not synth.looks_like_a_one(np.zeros((28, 28), np.float32))
 
 
 def test_import_stays_light() -> None:
