@@ -397,14 +397,26 @@ def scribble_shape(rng: np.random.Generator) -> tuple[np.ndarray, str]:
 
 @cache
 def _photos() -> tuple[np.ndarray, ...]:
-    """Natural photos for crops (not china.jpg, which the training data uses)."""
+    """Natural photos for crops (not china.jpg, which the training data uses).
+
+    scikit-learn's flower.jpg and matplotlib's grace_hopper.jpg, read as files (importing
+    sklearn.datasets alone takes seconds).
+    """
+    from importlib.util import find_spec
+
+    def package_file(package: str, relative: str) -> Path:
+        spec = find_spec(package)
+        return Path(spec.origin).parent / relative if spec and spec.origin else Path(relative)
+
+    flower = package_file("sklearn", "datasets/images/flower.jpg")
+    hopper = package_file("matplotlib", "mpl-data/sample_data/grace_hopper.jpg")
+    if flower.exists() and hopper.exists():
+        return tuple(np.asarray(Image.open(p).convert("RGB")) for p in (flower, hopper))
     import matplotlib.cbook
     from sklearn.datasets import load_sample_image
 
-    flower = load_sample_image("flower.jpg")
     with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as handle:
-        hopper = np.asarray(Image.open(handle).convert("RGB"))
-    return flower, hopper
+        return load_sample_image("flower.jpg"), np.asarray(Image.open(handle).convert("RGB"))
 
 
 def photo_crop(rng: np.random.Generator) -> tuple[bytes, str]:
