@@ -48,7 +48,11 @@ def digitctl_command() -> list[str]:
 def run_once(args: list[str], stdout) -> tuple[float, float, float, int]:
     """(wall s, CPU s with children, peak RSS MiB, exit status) of one fresh process."""
     start = time.perf_counter()
-    process = subprocess.Popen(args, stdout=stdout, stderr=subprocess.DEVNULL, env=CHILD_ENV)
+    # cwd elsewhere: with ``python -m`` the current directory comes first on sys.path, and
+    # a checkout's digitctl there would shadow the one PYTHONPATH names.
+    process = subprocess.Popen(
+        args, stdout=stdout, stderr=subprocess.DEVNULL, env=CHILD_ENV, cwd=tempfile.gettempdir()
+    )
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - start
     cpu = usage.ru_utime + usage.ru_stime
