@@ -388,23 +388,41 @@ def evaluate(
 
 
 def _prediction_table(outcomes: list[Any], backend: str) -> Any:
+    """One row per input: the digits read, the least confidence, the top-3 of one digit.
+
+    Errors are not in the table (a long message would squeeze every column on an 80-column
+    terminal): they were printed one per line on stderr, and the row says "error".
+    """
     from rich.text import Text
 
     rows: list[tuple[Any, ...]] = []
     for outcome in outcomes:
-        p = outcome.prediction
-        if p is None:
-            rows.append((outcome.name, Text("-", "red"), "", Text(outcome.error or "", "red")))
+        answer = outcome.reading
+        if answer is None:
+            rows.append(
+                (outcome.name, Text("error", "red"), "", Text("see the message above", "red"))
+            )
             continue
-        top = "  ".join(f"{d}: {c:.1%}" for d, c in p.top(3))
-        confidence = (
-            Text(f"{p.confidence:.1%} (uncertain)", "yellow")
-            if p.uncertain
-            else f"{p.confidence:.1%}"
+        if not answer.digits:
+            note = "not a digit" if answer.status == "not_a_digit" else "no digit found"
+            rows.append((outcome.name, Text("-", "yellow"), "", Text(note, "yellow")))
+            continue
+        one = outcome.prediction
+        detail = (
+            "  ".join(f"{d}: {c:.1%}" for d, c in one.top(3))
+            if one
+            else (f"{len(answer.digits)} digits")
         )
-        rows.append((outcome.name, Text(str(p.label), "bold"), confidence, top))
-    result = ui.table(f"Predictions ({backend})", ["file", "digit", "confidence", "top-3"], rows)
+        confidence = answer.confidence or 0.0
+        shown = (
+            Text(f"{confidence:.1%} (uncertain)", "yellow")
+            if answer.uncertain
+            else f"{confidence:.1%}"
+        )
+        rows.append((outcome.name, Text(answer.text.replace("\n", " / "), "bold"), shown, detail))
+    result = ui.table(f"Predictions ({backend})", ["file", "text", "confidence", "top-3"], rows)
     result.columns[0].overflow = "fold"  # a long path wraps; it is never cut to "…"
+    result.columns[1].overflow = "fold"
     result.columns[3].no_wrap = True
     return result
 
@@ -441,7 +459,11 @@ def predict(
         bool, typer.Option("--json", help="JSON Lines on stdout, one object per input.")
     ] = False,
 ) -> None:
-    """Predict the digit in each image: drawings, photos of ink on paper, scans."""
+    """Read the digits in each image: drawings, photos of ink on paper, scans, forms.
+
+    Every digit is read, left to right (lines top to bottom): a number such as "2026" is one
+    answer. Letters, symbols and drawings are answered "not a digit".
+    """
     if "numpy" not in sys.modules:
         # OpenBLAS starts a thread per core when numpy loads, and they spin after each call;
         # preprocessing's tiny solves gain nothing from them: 0.12 s of CPU per run, measured.
@@ -463,9 +485,9 @@ def predict(
     if save_view is not None:
         written = inference.save_views(outcomes, save_view)
         ui.info(f"wrote {len(written)} view(s) to {save_view}")
-    if plot and outcomes[0].prediction is not None:
+    if plot and outcomes[0].reading is not None:
         target = settings.artifacts_path / "prediction_result.png"
-        inference.plot_prediction(items[0].source, outcomes[0].prediction, target)
+        inference.plot_reading(items[0].source, outcomes[0].reading, target)
         ui.info(f"wrote {target}")
     if not as_json:
         ui.out_console().print(_prediction_table(outcomes, predictor.backend))

@@ -20,22 +20,27 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from digitctl import reading
 from digitctl._native import native_stderr_silenced
-from digitctl.errors import DigitctlError, ImageError, ModelError
-from digitctl.imaging import ImageSource, is_image_path, to_mnist
+from digitctl.errors import DigitctlError, ImageError, ModelError, NoDigitFound
+from digitctl.imaging import ImageSource, decode_grey, is_image_path
 from digitctl.modelfiles import card_path_for, lite_path_for, resolve_model_path
 
 if TYPE_CHECKING:
     from digitctl.config import Settings
 
 BATCH = 256  # big enough to amortise interpreter calls, small enough for little memory
+DECIDE_BATCH = 64  # images whose views are scored together
 PARALLEL_FROM = 400  # below this many images, starting worker processes does not pay
 STALE_AFTER_S = 60.0  # a .keras this much newer than its .tflite was replaced since export
 
 
 @dataclass
 class Prediction:
-    """One answer: the digit, how sure the model is, and the 28×28 view it saw."""
+    """One digit: the label, how sure the model is, and the 28×28 view it saw.
+
+    What :meth:`Predictor.predict` returns; :meth:`Predictor.read` gives whole readings.
+    """
 
     label: int
     confidence: float
@@ -126,7 +131,11 @@ def _softmax_if_logits(scores: np.ndarray) -> np.ndarray:
 # Predictor
 # --------------------------------------------------------------------------------------
 class Predictor:
-    """A loaded model that turns images (or ready 28×28 views) into predictions."""
+    """A loaded model that turns images (or ready 28×28 views) into readings.
+
+    A model with an 11th output has a "not a digit" class (index 10); its card may carry
+    a calibration ``temperature`` and the ``reject_threshold`` chosen on validation data.
+    """
 
     def __init__(
         self,
@@ -143,12 +152,20 @@ class Predictor:
         self.uncertain_below = uncertain_below
         self._runner = runner
         self._input_shape = tuple(input_shape)
+        calibration = (card or {}).get("calibration") or {}
+        self.temperature = float(calibration.get("temperature") or 1.0)
+        threshold = calibration.get("reject_threshold")
+        self.reject_threshold = float(threshold) if threshold is not None else None
 
     def __repr__(self) -> str:
         return f"Predictor(path={str(self.path)!r}, backend={self.backend!r})"
 
-    def predict_views(self, views: np.ndarray) -> np.ndarray:
-        """(N, 28, 28) views in [0, 1] → (N, 10) probabilities."""
+    def classify(self, views: np.ndarray) -> np.ndarray:
+        """(N, 28, 28) views in [0, 1] → (N, classes) calibrated probabilities.
+
+        Ten columns for a digits-only model, eleven when the model has a "not a digit"
+        class (the last column).
+        """
         views = np.asarray(views, dtype=np.float32)
         if views.ndim == 2:
             views = views[None]
@@ -157,61 +174,115 @@ class Predictor:
             return np.zeros((0, 10), dtype=np.float32)
         x = views.reshape((count, *self._input_shape))
         out = [self._runner(x[i : i + BATCH]) for i in range(0, count, BATCH)]
-        return _softmax_if_logits(np.concatenate(out).astype(np.float32, copy=False))
+        probabilities = _softmax_if_logits(np.concatenate(out).astype(np.float32, copy=False))
+        if self.temperature != 1.0:
+            probabilities = _tempered(probabilities, self.temperature)
+        return probabilities
 
-    def prediction(self, view: np.ndarray, probabilities: np.ndarray) -> Prediction:
-        label = int(np.argmax(probabilities))
-        confidence = float(probabilities[label])
-        return Prediction(
-            label=label,
-            confidence=confidence,
-            probabilities=[float(p) for p in probabilities],
-            uncertain=confidence < self.uncertain_below,
-            view=view,
-        )
+    def predict_views(self, views: np.ndarray) -> np.ndarray:
+        """(N, 28, 28) views in [0, 1] → (N, 10) probabilities over the digits only."""
+        probabilities = self.classify(views)[:, :10]
+        return probabilities / np.maximum(probabilities.sum(axis=1, keepdims=True), 1e-12)
 
-    def predict(self, source: ImageSource) -> Prediction:
-        """Preprocess ``source`` with :func:`digitctl.imaging.to_mnist` and predict it."""
-        view = to_mnist(source)
-        return self.prediction(view, self.predict_views(view[None])[0])
+    @property
+    def rejects(self) -> bool:
+        """Whether the model can answer "not a digit" (it has the 11th class)."""
+        return self.reject_threshold is not None
 
-    def predict_many(
-        self, sources: Iterable[ImageSource], batch: int = BATCH, workers: int = 1
-    ) -> Iterator[Prediction | ImageError]:
-        """Predictions in input order; an unreadable image yields its ImageError instead.
+    def decide(self, drafted: reading.Draft) -> reading.Reading:
+        """The reading of a draft (see :mod:`digitctl.reading`) with this model's scores."""
+        return self.decide_many([drafted])[0]
 
-        ``workers`` > 1 preprocesses in that many forked processes (decode and
-        preprocessing, not the model, are the cost of a big batch of files).
+    def decide_many(self, drafts: Sequence[reading.Draft]) -> list[reading.Reading]:
+        """Readings of several drafts, their views scored in one batch."""
+        counts = [len(d.views) for d in drafts]
+        views = [d.views for d in drafts if len(d.views)]
+        scores = self.classify(np.concatenate(views)) if views else np.zeros((0, 10), np.float32)
+        bounds = np.cumsum([0, *counts])
+        return [
+            reading.decide(
+                drafted,
+                scores[bounds[i] : bounds[i + 1]],
+                uncertain_below=self.uncertain_below,
+                reject_above=self.reject_threshold,
+            )
+            for i, drafted in enumerate(drafts)
+        ]
+
+    def read(self, source: ImageSource) -> reading.Reading:
+        """Every digit in ``source``, left to right, lines top to bottom.
+
+        Raises ImageError when the image cannot be read; an image without digits is a
+        reading with status ``no_digit`` or ``not_a_digit``.
         """
-        pending: list[np.ndarray | ImageError] = []
+        return self.decide(_draft(source))
 
-        def flush() -> Iterator[Prediction | ImageError]:
-            views = [item for item in pending if isinstance(item, np.ndarray)]
-            probabilities = iter(self.predict_views(np.stack(views)) if views else [])
+    def read_many(
+        self, sources: Iterable[ImageSource], workers: int = 1
+    ) -> Iterator[reading.Reading | ImageError]:
+        """Readings in input order; an unreadable image yields its ImageError instead.
+
+        ``workers`` > 1 decodes and lays out in that many forked processes; the model
+        runs here, on the views of up to ``DECIDE_BATCH`` images at a time.
+        """
+        with _view_pool(workers) as pool:
+            drafts = (
+                pool.map(_draft_or_error, sources, chunksize=16)
+                if pool
+                else map(_draft_or_error, sources)
+            )
+            yield from self._decided(drafts)
+
+    def _decided(
+        self, drafts: Iterable[reading.Draft | ImageError]
+    ) -> Iterator[reading.Reading | ImageError]:
+        pending: list[reading.Draft | ImageError] = []
+
+        def flush() -> Iterator[reading.Reading | ImageError]:
+            ready = iter(self.decide_many([d for d in pending if isinstance(d, reading.Draft)]))
             for item in pending:
-                yield (
-                    item
-                    if isinstance(item, ImageError)
-                    else self.prediction(item, next(probabilities))
-                )
+                yield item if isinstance(item, ImageError) else next(ready)
             pending.clear()
 
-        with _view_pool(workers) as pool:
-            views = (
-                pool.map(_view_or_error, sources, chunksize=32)
-                if pool
-                else map(_view_or_error, sources)
-            )
-            for item in views:
-                pending.append(item)
-                if len(pending) >= batch:
-                    yield from flush()
+        for drafted in drafts:
+            pending.append(drafted)
+            if len(pending) >= DECIDE_BATCH:
+                yield from flush()
         yield from flush()
 
+    def predict(self, source: ImageSource) -> Prediction:
+        """The one digit in ``source`` (the largest, if there are several).
 
-def _view_or_error(source: ImageSource) -> np.ndarray | ImageError:
+        Raises NoDigitFound when the image holds no digit (or no digit but a letter,
+        symbol or drawing, for models with a "not a digit" class).
+        """
+        answer = self.read(source)
+        if not answer.digits:
+            raise NoDigitFound(answer.reason or "no digit found")
+        digit = max(answer.digits, key=lambda d: (d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))
+        return Prediction(
+            label=digit.label,
+            confidence=digit.confidence,
+            probabilities=digit.probabilities,
+            uncertain=digit.uncertain,
+            view=digit.view,
+        )
+
+
+def _tempered(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    logits = np.log(np.maximum(probabilities, 1e-12)) / np.float32(temperature)
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def _draft(source: ImageSource) -> reading.Draft:
+    grey, size = decode_grey(source)
+    return reading.draft(grey, size)
+
+
+def _draft_or_error(source: ImageSource) -> reading.Draft | ImageError:
     try:
-        return to_mnist(source)
+        return _draft(source)
     except ImageError as exc:
         return exc
 
@@ -339,44 +410,64 @@ def collect_inputs(paths: Sequence[str], recursive: bool = False) -> list[Predic
 
 @dataclass
 class PredictOutcome:
+    """One input's answer: its reading, or the one-line error that names it."""
+
     name: str
-    prediction: Prediction | None
+    reading: reading.Reading | None
     error: str | None
 
+    @property
+    def prediction(self) -> reading.Digit | None:
+        """The digit when exactly one was read (what single-digit callers use)."""
+        digits = self.reading.digits if self.reading is not None else []
+        return digits[0] if len(digits) == 1 else None
+
     def as_dict(self) -> dict[str, Any]:
-        p = self.prediction
+        """The JSON Lines record: the 0.1 keys keep their meaning for one-digit images."""
+        r = self.reading
+        one = self.prediction
+        digits = r.digits if r is not None else []
+        confidence = r.confidence if r is not None else None
         return {
             "path": self.name,
-            "label": p.label if p else None,
-            "confidence": round(p.confidence, 6) if p else None,
-            "probabilities": [round(v, 6) for v in p.probabilities] if p else None,
-            "uncertain": p.uncertain if p else False,
+            "label": one.label if one else None,
+            "confidence": round(confidence, 6) if confidence is not None else None,
+            "probabilities": [round(v, 6) for v in one.probabilities] if one else None,
+            "uncertain": r.uncertain if r is not None else False,
             "error": self.error,
+            "text": r.text if r is not None else "",
+            "digits": [d.as_dict() for d in digits],
+            "status": r.status if r is not None else "error",
+            "reason": (r.reason if r is not None else self.error),
         }
 
 
-def _with_name(name: str, error: ImageError) -> str:
+def _with_name(name: str, error: ImageError | str) -> str:
     text = str(error)
     return text if name in text else f"{name}: {text}"
 
 
+def _input_draft(item: PredictInput) -> reading.Draft | ImageError:
+    if item.error is not None:
+        return ImageError(item.error)
+    return _draft_or_error(item.source)  # type: ignore[arg-type]
+
+
 def predict_inputs(predictor: Predictor, items: Sequence[PredictInput]) -> Iterator[PredictOutcome]:
-    """Outcomes for ``items`` in order; each failure carries one line that names the input."""
-    usable = [item.source for item in items if item.error is None]
-    results = predictor.predict_many(usable, workers=preprocess_workers(len(usable)))  # type: ignore[arg-type]
-    for item in items:
-        if item.error is not None:
-            yield PredictOutcome(item.name, None, item.error)
-            continue
-        result = next(results)
-        if isinstance(result, ImageError):
-            yield PredictOutcome(item.name, None, _with_name(item.name, result))
-        else:
-            yield PredictOutcome(item.name, result, None)
+    """One outcome per item, in order; each failure carries one line that names the input."""
+    workers = preprocess_workers(sum(item.error is None for item in items))
+    with _view_pool(workers) as pool:
+        drafts = pool.map(_input_draft, items, chunksize=16) if pool else map(_input_draft, items)
+        for item, answer in zip(items, predictor._decided(drafts), strict=True):
+            if isinstance(answer, ImageError):
+                yield PredictOutcome(item.name, None, _with_name(item.name, answer))
+            else:
+                yield PredictOutcome(item.name, answer, None)
 
 
 def save_views(outcomes: Sequence[PredictOutcome], directory: Path) -> list[Path]:
-    """Write each answered input's 28×28 view as ``<stem>.png`` in ``directory``."""
+    """Write each digit's 28×28 view: ``<stem>.png`` for a one-digit input, else
+    ``<stem>_digit<i>.png`` (i from 1, reading order)."""
     from PIL import Image
 
     from digitctl.atomic import write_with
@@ -388,46 +479,61 @@ def save_views(outcomes: Sequence[PredictOutcome], directory: Path) -> list[Path
     written: list[Path] = []
     used: set[str] = set()
     for outcome in outcomes:
-        if outcome.prediction is None:
-            continue
+        digits = outcome.reading.digits if outcome.reading is not None else []
         stem = "stdin" if outcome.name == "-" else Path(outcome.name).stem
-        name, n = f"{stem}.png", 1
-        while name in used:
-            n += 1
-            name = f"{stem}_{n}.png"
-        used.add(name)
-        pixels = np.round(outcome.prediction.view * 255).astype(np.uint8)
-        image = Image.fromarray(pixels, "L")
-        try:
-            written.append(write_with(directory / name, lambda tmp, im=image: im.save(tmp, "PNG")))
-        except OSError as exc:
-            raise DigitctlError(f"cannot write {directory / name}: {exc.strerror}") from None
+        for index, digit in enumerate(digits, start=1):
+            base = stem if len(digits) == 1 else f"{stem}_digit{index}"
+            name, n = f"{base}.png", 1
+            while name in used:
+                n += 1
+                name = f"{base}_{n}.png"
+            used.add(name)
+            image = Image.fromarray(np.round(digit.view * 255).astype(np.uint8), "L")
+            try:
+                written.append(
+                    write_with(directory / name, lambda tmp, im=image: im.save(tmp, "PNG"))
+                )
+            except OSError as exc:
+                raise DigitctlError(f"cannot write {directory / name}: {exc.strerror}") from None
     return written
 
 
-def plot_prediction(source: ImageSource, prediction: Prediction, path: Path) -> Path:
-    """The input, the model's 28×28 view and the probability bars, in one figure."""
+def plot_reading(source: ImageSource, answer: reading.Reading, path: Path) -> Path:
+    """The input with each digit's box and label, and the 28×28 view of each digit."""
     from digitctl.imaging import load_image
     from digitctl.plots import _pyplot, save_figure
 
     plt = _pyplot()
     image = load_image(source)
-    figure, axes = plt.subplots(1, 3, figsize=(11, 3.6), gridspec_kw={"width_ratios": [1, 1, 1.6]})
     shown = image.convert("RGBA") if "A" in image.getbands() else image.convert("RGB")
-    axes[0].imshow(shown)
-    axes[0].set_title("input")
-    axes[1].imshow(prediction.view, cmap="gray", vmin=0, vmax=1)
-    axes[1].set_title("what the model saw (28×28)")
-    for axis in axes[:2]:
-        axis.axis("off")
-    colours = ["tab:orange" if d == prediction.label else "tab:blue" for d in range(10)]
-    axes[2].bar(range(10), prediction.probabilities, color=colours)
-    axes[2].set_xticks(range(10))
-    axes[2].set_ylim(0, 1)
-    axes[2].set_xlabel("digit")
-    axes[2].set_ylabel("probability")
-    verdict = " (uncertain)" if prediction.uncertain else ""
-    axes[2].set_title(f"prediction: {prediction.label}, {prediction.confidence:.1%}{verdict}")
+    count = max(1, len(answer.digits))
+    figure = plt.figure(figsize=(max(8, 1.6 * count), 6))
+    grid = figure.add_gridspec(2, count, height_ratios=[3, 1.2])
+    axis = figure.add_subplot(grid[0, :])
+    axis.imshow(shown)
+    for digit in answer.digits:
+        x0, y0, x1, y1 = digit.box
+        colour = "tab:orange" if digit.uncertain else "tab:green"
+        axis.add_patch(
+            plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, color=colour, linewidth=2)
+        )
+        axis.text(
+            x0,
+            y0,
+            f"{digit.label} {digit.confidence:.0%}",
+            color="white",
+            backgroundcolor=colour,
+            fontsize=10,
+            va="bottom",
+        )
+    title = answer.text.replace("\n", " / ") if answer.text else (answer.reason or answer.status)
+    axis.set_title(f"reading: {title}")
+    axis.axis("off")
+    for index, digit in enumerate(answer.digits):
+        view_axis = figure.add_subplot(grid[1, index])
+        view_axis.imshow(digit.view, cmap="gray", vmin=0, vmax=1)
+        view_axis.set_title(f"{digit.label} ({digit.confidence:.0%})", fontsize=9)
+        view_axis.axis("off")
     return save_figure(figure, path)
 
 

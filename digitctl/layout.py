@@ -1,0 +1,399 @@
+"""Ink map → glyphs: rules, boxes and underlines removed, strokes grouped, lines ordered.
+
+The stage every reading goes through, a lone digit included:
+
+1. **Rules.** Long straight runs (morphological opening with long thin kernels, the
+   forms-processing classic) are candidate ruled lines, grid lines, box edges and
+   underlines. A candidate that reaches past the rest of the ink on both ends, or that
+   closes a box around it, is a rule; a shorter one (a 7's bar, a 2's base) is kept. The
+   strokes a removed rule crossed are bridged again (a closing across the rule's band).
+2. **Components.** Connected strokes, specks dropped by size relative to the largest.
+3. **Glyphs and lines.** Components stacked over each other (a 5's flag over its body)
+   are one glyph; glyphs are grouped into text lines by vertical overlap (read top to
+   bottom, each left to right). Whether side-by-side neighbours are one digit (a 4 whose
+   strokes do not meet, a broken pen line) or two is for the classifier to say
+   (:mod:`digitctl.reading`), and so is where touching digits split.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+INK_LEVEL = 0.3  # ink-map value above which a pixel is a stroke
+RULE_SPAN = 0.45  # a rule candidate spans at least this share of the image side
+RULE_REACH = 0.1  # ... and reaches past the other ink by this share of its extent
+MAX_RULE_THICKNESS = 0.15  # rules are thin: at most this share of the image's short side
+SPECK_SHARE = 0.03  # components below this share of the largest one's area are specks
+
+
+@dataclass
+class Glyph:
+    """One glyph candidate: its box in ink-map pixels and the ink that belongs to it."""
+
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive)
+    ink: np.ndarray  # float32, the glyph's own ink cropped to ``box`` (others masked out)
+    line: int = 0
+    labels: tuple[int, ...] = ()  # its components in the layout's label image
+
+    @property
+    def width(self) -> int:
+        return self.box[2] - self.box[0]
+
+    @property
+    def height(self) -> int:
+        return self.box[3] - self.box[1]
+
+
+@dataclass
+class Layout:
+    """The glyph candidates of an ink map, line by line, and what was taken away.
+
+    Each line's glyphs are left to right; neighbours may still be pieces of one digit (a
+    4 whose strokes do not meet): :meth:`merged` joins a run of them, and the reader
+    lets the classifier choose between the joined and separate readings.
+    """
+
+    lines: list[list[Glyph]]
+    rules: int = 0  # rules, box edges and underlines removed
+    only_rules: bool = False  # the image held rules or a box and nothing else
+    cleaned: np.ndarray | None = field(default=None, repr=False)  # the ink after removal
+    labels: np.ndarray | None = field(default=None, repr=False)  # components of ``cleaned``
+
+    @property
+    def glyphs(self) -> list[Glyph]:
+        return [glyph for line in self.lines for glyph in line]
+
+    def merged(self, glyphs: list[Glyph]) -> Glyph:
+        """One glyph made of ``glyphs`` (neighbours in one line)."""
+        assert self.cleaned is not None and self.labels is not None
+        part = _Part(list(glyphs[0].box), list(glyphs[0].labels), 0)
+        for glyph in glyphs[1:]:
+            part.merge(_Part(list(glyph.box), list(glyph.labels), 0))
+        return _glyph(self.cleaned, self.labels, part, glyphs[0].line)
+
+
+# --------------------------------------------------------------------------------------
+# rules
+# --------------------------------------------------------------------------------------
+def _runs(mask: np.ndarray, length: int, horizontal: bool) -> np.ndarray:
+    """Pixels on straight runs of at least ``length``, tolerating a slight slant.
+
+    The mask is first thickened across the run direction so a line tilted by a degree or
+    two still forms long runs; the result is intersected with the original mask.
+    """
+    # A tilt of up to ~2 degrees: thicken by length/25 across the run direction.
+    thickness = max(3, length // 25) | 1
+    across = (thickness, 1) if horizontal else (1, thickness)  # (rows, columns)
+    along = (1, length) if horizontal else (length, 1)
+    thick = cv2.dilate(mask, np.ones(across, np.uint8))
+    opened = cv2.morphologyEx(thick, cv2.MORPH_OPEN, np.ones(along, np.uint8))
+    return opened & mask
+
+
+def _rule_candidates(mask: np.ndarray, horizontal: bool) -> list[tuple[np.ndarray, tuple, float]]:
+    """Straight, thin, long components of one orientation: (pixels, box, thickness)."""
+    h, w = mask.shape
+    side = w if horizontal else h
+    length = max(8, int(side * RULE_SPAN))
+    runs = _runs(mask, length, horizontal)
+    if not runs.any():
+        return []
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
+    found = []
+    thickest = max(2, int(min(h, w) * MAX_RULE_THICKNESS))
+    for index in range(1, count):
+        x, y, bw, bh, area = (int(v) for v in stats[index])
+        extent = bw if horizontal else bh
+        thickness = area / max(extent, 1)
+        if extent >= length and thickness <= thickest:
+            found.append((labels == index, (x, y, x + bw, y + bh), thickness))
+    return found
+
+
+def _reaches_past(box: tuple, other: tuple | None, horizontal: bool, thickness: float) -> bool:
+    """Whether a candidate extends well beyond the other ink at both of its ends.
+
+    "Well": by a tenth of the other ink's extent and twice the line's own thickness, so
+    a 7's bar or a 2's base, which end where the digit's other strokes end, stay.
+    """
+    if other is None:
+        return True
+    if horizontal:
+        reach = max(3.0, RULE_REACH * (other[2] - other[0]), 2 * thickness)
+        return box[0] <= other[0] - reach and box[2] >= other[2] + reach
+    reach = max(3.0, RULE_REACH * (other[3] - other[1]), 2 * thickness)
+    return box[1] <= other[1] - reach and box[3] >= other[3] + reach
+
+
+def _extent(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    points = cv2.findNonZero(mask)
+    if points is None:
+        return None
+    x, y, w, h = cv2.boundingRect(points)
+    return (x, y, x + w, y + h)
+
+
+@dataclass
+class _Candidate:
+    pixels: np.ndarray  # bool mask
+    box: tuple[int, int, int, int]
+    thickness: float
+    horizontal: bool
+
+
+def _box_sides(candidates: list[_Candidate], other: tuple) -> set[int]:
+    """Indices of the candidates that are the outer edges of a box around ``other``.
+
+    A box shows at least three of its sides outside the other ink (the crop may cut the
+    fourth), or two opposite sides that both reach past the ink along their length.
+    """
+    sides: dict[str, list[int]] = {"top": [], "bottom": [], "left": [], "right": []}
+    for i, c in enumerate(candidates):
+        if c.horizontal:
+            if c.box[3] <= other[1] + c.thickness:
+                sides["top"].append(i)
+            elif c.box[1] >= other[3] - c.thickness:
+                sides["bottom"].append(i)
+        else:
+            if c.box[2] <= other[0] + c.thickness:
+                sides["left"].append(i)
+            elif c.box[0] >= other[2] - c.thickness:
+                sides["right"].append(i)
+    present = [name for name, found in sides.items() if found]
+    if len(present) >= 3:
+        return {i for found in sides.values() for i in found}
+    for first, second, horizontal in (("top", "bottom", True), ("left", "right", False)):
+        pair = sides[first] + sides[second]
+        if (
+            sides[first]
+            and sides[second]
+            and all(_longer_than(candidates[i], other, horizontal) for i in pair)
+        ):
+            return set(pair)
+    return set()
+
+
+def _longer_than(c: _Candidate, other: tuple, horizontal: bool) -> bool:
+    """Whether a side spans past the other ink at one end at least (a box's sides do)."""
+    lo, hi = (0, 2) if horizontal else (1, 3)
+    reach = max(2.0, 0.08 * (other[hi] - other[lo]))
+    return c.box[lo] <= other[lo] - reach or c.box[hi] >= other[hi] + reach
+
+
+def _touches(c: _Candidate, rest: np.ndarray) -> bool:
+    grown = cv2.dilate(c.pixels.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    return bool((grown & rest.astype(bool)).any())
+
+
+def _is_rule(
+    c: _Candidate, other: tuple, rest: np.ndarray, shape: tuple[int, int], boxed: bool
+) -> bool:
+    """Whether one straight candidate is paper furniture rather than a stroke of a digit."""
+    h, w = shape
+    if boxed or _reaches_past(c.box, other, c.horizontal, c.thickness):
+        return True
+    edge = 0.03 * (h if c.horizontal else w)
+    if c.horizontal:
+        at_border = c.box[1] <= edge or c.box[3] >= h - edge
+        beside = c.box[1] >= other[3] or c.box[3] <= other[1]  # an underline or overline
+        long_enough = (c.box[2] - c.box[0]) >= 0.6 * (other[2] - other[0])
+    else:
+        at_border = c.box[0] <= edge or c.box[2] >= w - edge
+        beside = False  # a vertical stroke beside a digit may well be a "1"
+        long_enough = (c.box[3] - c.box[1]) >= 0.7 * h
+    if (at_border and long_enough) or (beside and long_enough):
+        return not _touches(c, rest)
+    return False
+
+
+def remove_rules(ink: np.ndarray) -> tuple[np.ndarray, int, bool]:
+    """The ink with ruled lines, grid lines, box edges and underlines taken out.
+
+    Returns (cleaned ink, rules removed, whether nothing but rules was there).
+    """
+    mask = (ink > INK_LEVEL).astype(np.uint8)
+    candidates = [_Candidate(m, b, t, True) for m, b, t in _rule_candidates(mask, True)]
+    candidates += [_Candidate(m, b, t, False) for m, b, t in _rule_candidates(mask, False)]
+    if not candidates:
+        return ink, 0, False
+    union = np.zeros(mask.shape, dtype=bool)
+    for c in candidates:
+        union |= c.pixels
+    # The rest of the ink, ignoring specks that the lines left behind (anti-aliasing).
+    rest = _drop_specks((mask & ~union).astype(np.uint8))
+    other = _extent(rest)
+    if other is None:
+        # Nothing but straight lines. One lone stroke may be a "1" or a "7"'s bar: keep
+        # it for the classifier; two or more (ruled lines, a box, a grid) are no digit.
+        if len(candidates) == 1:
+            return ink, 0, False
+        return np.zeros_like(ink), len(candidates), True
+    box_sides = _box_sides(candidates, other)
+    chosen = [
+        (c.pixels, c.horizontal)
+        for i, c in enumerate(candidates)
+        if _is_rule(c, other, rest, mask.shape, i in box_sides)
+    ]
+    if not chosen:
+        return ink, 0, False
+    return _bridge(ink, chosen), len(chosen), False
+
+
+def _drop_specks(mask: np.ndarray) -> np.ndarray:
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if count <= 1:
+        return mask
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    keep = np.zeros(count, dtype=bool)
+    keep[1:] = areas >= max(4, SPECK_SHARE * 2 * areas.max())
+    return keep[labels].astype(np.uint8)
+
+
+def _bridge(ink: np.ndarray, rules: list[tuple[np.ndarray, bool]]) -> np.ndarray:
+    """Erase the rules and repair the strokes they crossed.
+
+    Each rule's band (a little wider than the rule, for its anti-aliased edges) is
+    cleared, then refilled where a closing across the band finds stroke ink on both
+    sides: a stroke cut by a removed line is joined again, the line itself is not.
+    """
+    cleaned = ink.copy()
+    for pixels, horizontal in rules:
+        band = pixels.astype(np.uint8)
+        thickness = _band_thickness(band, horizontal)
+        grow = np.ones((3, 1) if horizontal else (1, 3), np.uint8)
+        band = cv2.dilate(band, grow, iterations=1 + thickness // 4).astype(bool)
+        cleaned[band] = 0.0
+        span = thickness + 4 + thickness // 2
+        kernel = np.ones((span, 1) if horizontal else (1, span), np.uint8)
+        closed = cv2.morphologyEx(cleaned, cv2.MORPH_CLOSE, kernel)
+        cleaned[band] = closed[band]
+    return cleaned
+
+
+def _band_thickness(band: np.ndarray, horizontal: bool) -> int:
+    """Median thickness of a rule across its direction, in pixels."""
+    per_position = band.sum(axis=0 if horizontal else 1)
+    present = per_position[per_position > 0]
+    if present.size == 0:
+        return 1
+    return max(1, int(np.median(present)))
+
+
+# --------------------------------------------------------------------------------------
+# components, lines, glyphs
+# --------------------------------------------------------------------------------------
+@dataclass
+class _Part:
+    box: list[int]  # x0, y0, x1, y1
+    labels: list[int]
+    area: int
+
+    def merge(self, other: _Part) -> None:
+        self.box = [
+            min(self.box[0], other.box[0]),
+            min(self.box[1], other.box[1]),
+            max(self.box[2], other.box[2]),
+            max(self.box[3], other.box[3]),
+        ]
+        self.labels += other.labels
+        self.area += other.area
+
+    @property
+    def height(self) -> int:
+        return self.box[3] - self.box[1]
+
+    @property
+    def width(self) -> int:
+        return self.box[2] - self.box[0]
+
+
+def _overlap(a0: int, a1: int, b0: int, b1: int) -> int:
+    return max(0, min(a1, b1) - max(a0, b0))
+
+
+def _components(ink: np.ndarray) -> tuple[np.ndarray, list[_Part]]:
+    mask = (ink > INK_LEVEL).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if count <= 1:
+        return labels, []
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    largest = int(areas.max())
+    parts = []
+    for index in range(1, count):
+        x, y, bw, bh, area = (int(v) for v in stats[index])
+        if area < max(3, SPECK_SHARE * largest):
+            continue
+        parts.append(_Part([x, y, x + bw, y + bh], [index], area))
+    return labels, parts
+
+
+def _stacked(a: _Part, b: _Part) -> bool:
+    """Two parts of one glyph stacked vertically: a 5's flag over its body, a broken 7.
+
+    The smaller part must be clearly smaller: two digits in consecutive lines are not.
+    """
+    shared = _overlap(a.box[0], a.box[2], b.box[0], b.box[2])
+    if shared < 0.5 * max(1, min(a.width, b.width)):
+        return False
+    small, big = sorted((a.height, b.height))
+    gap = max(a.box[1], b.box[1]) - min(a.box[3], b.box[3])
+    return gap <= 0.25 * big and (small < 0.7 * big or gap <= 0)
+
+
+def _glyph_groups(parts: list[_Part]) -> list[_Part]:
+    """Parts merged where they are stacked pieces of one glyph (until nothing merges)."""
+    groups = [_Part(list(p.box), list(p.labels), p.area) for p in parts]
+    changed = True
+    while changed and len(groups) > 1:
+        changed = False
+        for i in range(len(groups)):
+            for j in range(i + 1, len(groups)):
+                if _stacked(groups[i], groups[j]):
+                    groups[i].merge(groups[j])
+                    del groups[j]
+                    changed = True
+                    break
+            if changed:
+                break
+    return groups
+
+
+def _text_lines(glyphs: list[_Part]) -> list[list[_Part]]:
+    """Glyphs grouped into text lines by vertical overlap, top to bottom, each left to right."""
+    lines: list[list[_Part]] = []
+    spans: list[list[int]] = []
+    for glyph in sorted(glyphs, key=lambda p: -p.height):
+        for line, span in zip(lines, spans, strict=True):
+            shared = _overlap(glyph.box[1], glyph.box[3], span[0], span[1])
+            if shared >= 0.4 * min(glyph.height, span[1] - span[0]):
+                line.append(glyph)
+                span[0], span[1] = min(span[0], glyph.box[1]), max(span[1], glyph.box[3])
+                break
+        else:
+            lines.append([glyph])
+            spans.append([glyph.box[1], glyph.box[3]])
+    order = sorted(range(len(lines)), key=lambda i: spans[i][0])
+    return [sorted(lines[i], key=lambda p: p.box[0]) for i in order]
+
+
+def _glyph(ink: np.ndarray, labels: np.ndarray, part: _Part, line: int) -> Glyph:
+    x0, y0, x1, y1 = part.box
+    own = np.isin(labels[y0:y1, x0:x1], part.labels)
+    # Keep the faint anti-aliased rim around the strokes (below INK_LEVEL, unlabelled).
+    rim = cv2.dilate(own.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    crop = np.where(rim, ink[y0:y1, x0:x1], 0.0).astype(np.float32)
+    return Glyph(box=(x0, y0, x1, y1), ink=crop, line=line, labels=tuple(part.labels))
+
+
+def find_glyphs(ink: np.ndarray) -> Layout:
+    """The glyph candidates of an ink map, by line (top to bottom), each left to right."""
+    cleaned, rules, only_rules = remove_rules(ink)
+    labels, parts = _components(cleaned)
+    lines = [
+        [_glyph(cleaned, labels, part, number) for part in line]
+        for number, line in enumerate(_text_lines(_glyph_groups(parts)))
+    ]
+    return Layout(lines=lines, rules=rules, only_rules=only_rules, cleaned=cleaned, labels=labels)

@@ -1,0 +1,458 @@
+"""Image → reading: every digit in the image, left to right, lines top to bottom.
+
+Two phases, so that the costly part runs in worker processes without a model and the
+model sees big batches:
+
+1. :func:`draft` (no model): decode → ink map(s) → layout → one 28×28 view per glyph,
+   plus, for glyphs wide enough to be several touching digits, the views of candidate
+   pieces between candidate cuts. When the polarity is unclear, both readings are
+   drafted.
+2. :func:`decide` (with the model's probabilities for every view of the draft): the
+   polarity whose reading the model is surer of; for each wide glyph the segmentation
+   with the best total score (dynamic programming over the cuts: candidate cuts scored
+   by the classifier); then the not-a-digit decision and the string.
+
+A single digit is simply a reading of length 1, through the same path.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from digitctl.errors import NoDigitFound
+from digitctl.inkmap import InkMap, ink_maps
+from digitctl.layout import INK_LEVEL, Glyph, Layout, find_glyphs
+
+# A glyph this many times wider than tall may be several touching digits.
+SPLIT_FROM_ASPECT = 1.25
+# Pieces of a split are this wide, in glyph heights (a "1" is narrow, a "0" near square).
+PIECE_WIDTHS = (0.18, 1.25)
+UNSPLIT_UP_TO_ASPECT = 1.7  # wider than this, a glyph is never one digit
+CUT_PENALTY = math.log(0.85)  # each extra cut must buy this much confidence
+FIRST_MAP_BONUS = 0.05  # the likelier polarity wins ties
+MAX_GLYPHS = 64  # more candidate glyphs than this: texture, not writing
+MAX_RUN = 3  # at most this many neighbouring pieces are tried as one digit
+FLOOR = 1e-6
+
+
+@dataclass
+class Digit:
+    """One digit of a reading: its label, confidence, probabilities and box in the input."""
+
+    label: int
+    confidence: float
+    probabilities: list[float]  # over the digits 0-9, summing to 1
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1 in the input's pixels (exclusive)
+    not_digit: float  # the model's calibrated probability that this glyph is no digit
+    uncertain: bool
+    view: np.ndarray = field(repr=False)
+    line: int = 0
+
+    def top(self, k: int = 3) -> list[tuple[int, float]]:
+        """The ``k`` likeliest digits and their probabilities."""
+        order = np.argsort(self.probabilities)[::-1][:k]
+        return [(int(i), float(self.probabilities[i])) for i in order]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "confidence": round(self.confidence, 6),
+            "probabilities": [round(p, 6) for p in self.probabilities],
+            "box": list(self.box),
+            "not_digit": round(self.not_digit, 6),
+            "uncertain": self.uncertain,
+        }
+
+
+@dataclass
+class Reading:
+    """What an image says: the digit string and each digit, or why there is none.
+
+    ``status`` is ``ok`` (digits were read), ``not_a_digit`` (ink was found but the model
+    says it is no digit: a letter, a symbol, a scribble, a photo, an empty box) or
+    ``no_digit`` (nothing stands out as ink).
+    """
+
+    text: str
+    digits: list[Digit]
+    status: str = "ok"
+    reason: str | None = None
+    not_digit: float = 0.0  # for a single glyph: how sure the model is that it is no digit
+    size: tuple[int, int] = (0, 0)  # the input's width and height
+
+    @property
+    def uncertain(self) -> bool:
+        return any(d.uncertain for d in self.digits)
+
+    @property
+    def confidence(self) -> float | None:
+        """The least confident digit's confidence (None when nothing was read)."""
+        return min((d.confidence for d in self.digits), default=None)
+
+    @property
+    def label(self) -> int | None:
+        """The digit when exactly one was read (what single-digit scripts expect)."""
+        return self.digits[0].label if len(self.digits) == 1 else None
+
+
+# --------------------------------------------------------------------------------------
+# phase 1: draft (no model)
+# --------------------------------------------------------------------------------------
+@dataclass
+class _Piece:
+    start: int  # glyph columns [start, stop)
+    stop: int
+    view: int  # index into the draft's views
+
+
+@dataclass
+class _GlyphDraft:
+    box: tuple[int, int, int, int]  # in input pixels
+    width: int  # in ink-map pixels
+    whole: int | None  # view index of the whole glyph (None: too wide to be one digit)
+    cuts: list[int] = field(default_factory=list)  # candidate cut columns, 0 and width included
+    pieces: list[_Piece] = field(default_factory=list)
+    line: int = 0
+    ink_scale: float = 1.0  # input pixels per ink-map pixel
+    origin: tuple[int, int] = (0, 0)  # glyph's top-left in ink-map pixels
+    height: int = 0
+    column_spans: list[tuple[int, int]] = field(default_factory=list)  # rows of each piece
+
+
+@dataclass
+class _LineDraft:
+    """A line's glyph candidates: ``runs[(i, k)]`` reads atoms i .. i+k-1 as one glyph."""
+
+    atoms: int
+    runs: dict[tuple[int, int], _GlyphDraft] = field(default_factory=dict)
+
+
+@dataclass
+class _Hypothesis:
+    dark_ink: bool
+    lines: list[_LineDraft] = field(default_factory=list)
+    only_rules: bool = False
+    failure: str | None = None
+
+    @property
+    def glyphs(self) -> list[_GlyphDraft]:
+        """The candidates made of one atom each (no merging)."""
+        return [
+            line.runs[(i, 1)]
+            for line in self.lines
+            for i in range(line.atoms)
+            if (i, 1) in line.runs
+        ]
+
+
+@dataclass
+class Draft:
+    """Everything the model must score for one image, and how to assemble the answer."""
+
+    views: np.ndarray  # float32 (N, 28, 28)
+    hypotheses: list[_Hypothesis]
+    size: tuple[int, int]
+    failure: str | None = None  # "no digit found: ..." when no hypothesis has ink
+
+
+def _view(ink: np.ndarray) -> np.ndarray | None:
+    from digitctl.imaging import view_from_ink
+
+    try:
+        return view_from_ink(ink)
+    except NoDigitFound:
+        return None
+
+
+def _candidate_cuts(ink: np.ndarray) -> list[int]:
+    """Columns where touching digits are likely joined: minima of the ink profile."""
+    h, w = ink.shape
+    profile = (ink > INK_LEVEL).sum(axis=0).astype(np.float32)
+    step = max(1, h // 8)
+    cuts = {0, w}
+    window = max(1, h // 10)
+    for x in range(step, w - step + 1, max(1, step // 2)):
+        lo, hi = max(0, x - window), min(w, x + window + 1)
+        if profile[x] <= profile[lo:hi].min() + 0.5:
+            cuts.add(x)
+    for x in range(step, w, step):  # a coarse grid, for joins without a clear minimum
+        cuts.add(x)
+    return sorted(cuts)
+
+
+def _draft_glyph(
+    glyph: Glyph, ink_map: InkMap, views: list[np.ndarray], splits: bool = True
+) -> _GlyphDraft | None:
+    ink = glyph.ink
+    h, w = ink.shape
+    scale = ink_map.scale
+    x0, y0, x1, y1 = glyph.box
+    box = (
+        int(math.floor(x0 * scale)),
+        int(math.floor(y0 * scale)),
+        int(math.ceil(x1 * scale)),
+        int(math.ceil(y1 * scale)),
+    )
+    draft = _GlyphDraft(
+        box=box, width=w, whole=None, line=glyph.line, ink_scale=scale, origin=(x0, y0), height=h
+    )
+    if w <= UNSPLIT_UP_TO_ASPECT * h:
+        view = _view(ink)
+        if view is None:
+            return None
+        draft.whole = len(views)
+        views.append(view)
+    if splits and w > SPLIT_FROM_ASPECT * h and h >= 8:
+        draft.cuts = _candidate_cuts(ink)
+        low, high = PIECE_WIDTHS[0] * h, PIECE_WIDTHS[1] * h
+        for i, start in enumerate(draft.cuts):
+            for stop in draft.cuts[i + 1 :]:
+                if stop - start > high:
+                    break
+                if stop - start < low or (start == 0 and stop == w):
+                    continue
+                view = _view(ink[:, start:stop])
+                if view is not None:
+                    draft.pieces.append(_Piece(start, stop, len(views)))
+                    views.append(view)
+    if draft.whole is None and not draft.pieces:
+        return None
+    return draft
+
+
+def draft(grey: np.ndarray, size: tuple[int, int]) -> Draft:
+    """Phase 1 for a decoded luminance image in [0, 1] (``size``: the input's w, h)."""
+    views: list[np.ndarray] = []
+    hypotheses: list[_Hypothesis] = []
+    try:
+        maps = ink_maps(grey)
+    except NoDigitFound as exc:
+        return Draft(np.zeros((0, 28, 28), np.float32), [], size, failure=str(exc))
+    work_w = grey.shape[1]
+    for ink_map in maps:
+        # The ink map may be upsampled (tiny inputs): boxes go back to input pixels.
+        ink_map.scale = size[0] / (work_w / ink_map.scale) if work_w else 1.0
+        layout = find_glyphs(ink_map.ink)
+        hypothesis = _Hypothesis(dark_ink=ink_map.dark_ink)
+        if layout.only_rules:
+            hypothesis.only_rules = True
+        elif len(layout.glyphs) > MAX_GLYPHS:
+            hypothesis.failure = "too many separate marks for digits (texture or a photo?)"
+        else:
+            hypothesis.lines = [_draft_line(layout, line, ink_map, views) for line in layout.lines]
+        hypotheses.append(hypothesis)
+    stacked = np.stack(views) if views else np.zeros((0, 28, 28), np.float32)
+    return Draft(stacked, hypotheses, size)
+
+
+def _draft_line(
+    layout: Layout, atoms: list[Glyph], ink_map: InkMap, views: list[np.ndarray]
+) -> _LineDraft:
+    """Candidates for one line: each atom, and runs of up to MAX_RUN neighbours joined."""
+    line = _LineDraft(atoms=len(atoms))
+    for i in range(len(atoms)):
+        for k in range(1, min(MAX_RUN, len(atoms) - i) + 1):
+            if k == 1:
+                glyph = atoms[i]
+            else:
+                x0, x1 = atoms[i].box[0], max(a.box[2] for a in atoms[i : i + k])
+                y0 = min(a.box[1] for a in atoms[i : i + k])
+                y1 = max(a.box[3] for a in atoms[i : i + k])
+                if x1 - x0 > UNSPLIT_UP_TO_ASPECT * (y1 - y0):
+                    break
+                glyph = layout.merged(atoms[i : i + k])
+            drafted = _draft_glyph(glyph, ink_map, views, splits=k == 1)
+            if drafted is not None:
+                line.runs[(i, k)] = drafted
+    return line
+
+
+# --------------------------------------------------------------------------------------
+# phase 2: decide (with the model's probabilities)
+# --------------------------------------------------------------------------------------
+@dataclass
+class _Choice:
+    view: int
+    box: tuple[int, int, int, int]
+    line: int
+
+
+def _score(probabilities: np.ndarray) -> float:
+    """Log-confidence that a view is the digit it looks most like (not-a-digit counts against)."""
+    return math.log(max(float(probabilities[:10].max()), FLOOR))
+
+
+def _segment(glyph: _GlyphDraft, probabilities: np.ndarray) -> tuple[float, list[_Choice]]:
+    """The best way to read one glyph: whole, or split at the cuts (dynamic programming)."""
+    options: list[tuple[float, list[_Choice]]] = []
+    if glyph.whole is not None:
+        options.append((_score(probabilities[glyph.whole]), [_Choice(glyph.whole, glyph.box, 0)]))
+    if glyph.pieces:
+        by_start: dict[int, list[_Piece]] = {}
+        for piece in glyph.pieces:
+            by_start.setdefault(piece.start, []).append(piece)
+        best: dict[int, tuple[float, list[_Piece]]] = {0: (0.0, [])}
+        for cut in glyph.cuts:
+            if cut not in best:
+                continue
+            total, path = best[cut]
+            for piece in by_start.get(cut, []):
+                value = total + _score(probabilities[piece.view]) + CUT_PENALTY
+                if piece.stop not in best or value > best[piece.stop][0]:
+                    best[piece.stop] = (value, [*path, piece])
+        if glyph.width in best and len(best[glyph.width][1]) > 1:
+            value, path = best[glyph.width]
+            options.append((value - CUT_PENALTY, [_piece_choice(glyph, p) for p in path]))
+    if not options:
+        return -math.inf, []
+    return max(options, key=lambda option: option[0])
+
+
+def _piece_choice(glyph: _GlyphDraft, piece: _Piece) -> _Choice:
+    scale = glyph.ink_scale
+    ox = glyph.origin[0]
+    x0 = int(math.floor((ox + piece.start) * scale))
+    x1 = int(math.ceil((ox + piece.stop) * scale))
+    return _Choice(piece.view, (x0, glyph.box[1], x1, glyph.box[3]), 0)
+
+
+def _read_line(line: _LineDraft, probabilities: np.ndarray) -> tuple[float, list[_Choice]]:
+    """The best partition of a line's atoms into glyphs (dynamic programming)."""
+    best: dict[int, tuple[float, list[_Choice]]] = {0: (0.0, [])}
+    for i in range(line.atoms):
+        if i not in best:
+            continue
+        total, path = best[i]
+        for k in range(1, MAX_RUN + 1):
+            glyph = line.runs.get((i, k))
+            if glyph is None:
+                continue
+            value, choices = _segment(glyph, probabilities)
+            if not choices:
+                continue
+            for choice in choices:
+                choice.line = glyph.line
+            candidate = total + value + CUT_PENALTY * len(choices)
+            if i + k not in best or candidate > best[i + k][0]:
+                best[i + k] = (candidate, [*path, *choices])
+    # Atoms that no candidate could read (specks) are skipped: the furthest reach wins.
+    end = max(best)
+    return best[end] if end > 0 else (-math.inf, [])
+
+
+def _read_hypothesis(
+    hypothesis: _Hypothesis, probabilities: np.ndarray
+) -> tuple[float, list[_Choice]]:
+    total, chosen = 0.0, []
+    for line in hypothesis.lines:
+        value, choices = _read_line(line, probabilities)
+        if choices:
+            total += value - CUT_PENALTY * len(choices)
+            chosen.extend(choices)
+    if not chosen:
+        return -math.inf, []
+    return total / len(chosen), chosen
+
+
+def decide(
+    drafted: Draft,
+    probabilities: np.ndarray,
+    *,
+    uncertain_below: float = 0.6,
+    reject_above: float | None = None,
+) -> Reading:
+    """Phase 2: the reading of a draft, given (N, 10) or (N, 11) probabilities of its views.
+
+    With an 11th output (class 10, "not a digit"), a glyph whose not-a-digit probability
+    exceeds ``reject_above`` is no digit.
+    """
+    size = drafted.size
+    if drafted.failure is not None:
+        return Reading("", [], "no_digit", drafted.failure, 1.0, size)
+    best: tuple[float, list[_Choice], _Hypothesis] | None = None
+    for rank, hypothesis in enumerate(drafted.hypotheses):
+        value, chosen = _read_hypothesis(hypothesis, probabilities)
+        value += FIRST_MAP_BONUS if rank == 0 else 0.0
+        if best is None or value > best[0]:
+            best = (value, chosen, hypothesis)
+    if best is None or not best[1]:
+        if any(h.only_rules for h in drafted.hypotheses):
+            return Reading("", [], "not_a_digit", "not a digit: only lines or a box", 1.0, size)
+        failure = next((h.failure for h in drafted.hypotheses if h.failure), None)
+        if failure:
+            return Reading("", [], "not_a_digit", f"not a digit: {failure}", 1.0, size)
+        return Reading("", [], "no_digit", "no digit found: no ink left to read", 1.0, size)
+    digits = [
+        _digit(drafted.views[c.view], probabilities[c.view], c, uncertain_below) for c in best[1]
+    ]
+    return _assemble(digits, reject_above, size)
+
+
+def _digit(
+    view: np.ndarray, probabilities: np.ndarray, choice: _Choice, uncertain_below: float
+) -> Digit:
+    not_digit = float(probabilities[10]) if probabilities.shape[0] > 10 else 0.0
+    digit_part = probabilities[:10].astype(np.float64)
+    digit_part = digit_part / max(float(digit_part.sum()), FLOOR)
+    label = int(np.argmax(digit_part))
+    confidence = float(digit_part[label])
+    return Digit(
+        label=label,
+        confidence=confidence,
+        probabilities=[float(p) for p in digit_part],
+        box=choice.box,
+        not_digit=not_digit,
+        uncertain=confidence < uncertain_below,
+        view=view,
+        line=choice.line,
+    )
+
+
+def _assemble(digits: list[Digit], reject_above: float | None, size: tuple[int, int]) -> Reading:
+    """Drop what is no digit, and join the rest into one string per line."""
+    most_likely_not = max(d.not_digit for d in digits)
+    if reject_above is not None:
+        rejected = [d for d in digits if d.not_digit > reject_above]
+        kept = [d for d in digits if d.not_digit <= reject_above]
+        rejected_mass = sum(_area(d.box) for d in rejected)
+        if not kept or rejected_mass >= sum(_area(d.box) for d in kept):
+            return Reading(
+                "",
+                [],
+                "not_a_digit",
+                "not a digit: the model reads it as a letter, symbol or drawing "
+                f"({most_likely_not:.0%} sure)",
+                most_likely_not,
+                size,
+            )
+        digits = kept
+    lines: dict[int, list[Digit]] = {}
+    for digit in digits:
+        lines.setdefault(digit.line, []).append(digit)
+    text = "\n".join(
+        "".join(str(d.label) for d in sorted(row, key=lambda d: d.box[0]))
+        for _, row in sorted(lines.items())
+    )
+    ordered = [d for _, row in sorted(lines.items()) for d in sorted(row, key=lambda d: d.box[0])]
+    return Reading(text, ordered, "ok", None, most_likely_not if len(digits) == 1 else 0.0, size)
+
+
+def _area(box: Sequence[int]) -> int:
+    return max(0, box[2] - box[0]) * max(0, box[3] - box[1])
+
+
+def read(
+    grey: np.ndarray,
+    size: tuple[int, int],
+    classify: Callable[[np.ndarray], np.ndarray],
+    **options: Any,
+) -> Reading:
+    """Both phases for one decoded image: ``classify`` maps (N, 28, 28) views to probabilities."""
+    drafted = draft(grey, size)
+    probabilities = classify(drafted.views) if len(drafted.views) else np.zeros((0, 10))
+    return decide(drafted, probabilities, **options)
