@@ -237,7 +237,10 @@ def train(
     ctx: typer.Context,
     recipe: Annotated[
         str | None,
-        typer.Option(help="Training recipe: best (highest accuracy) or fast (>= 99% in ~20 s)."),
+        typer.Option(
+            help="Training recipe: best (highest MNIST accuracy), fast (>= 99% in ~20 s) or "
+            "robust (framed digits and a 'not a digit' class; the bundled model's)."
+        ),
     ] = None,
     epochs: Annotated[int | None, typer.Option(help="Epochs (default: the recipe's).")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Images per step.")] = None,
@@ -276,6 +279,14 @@ def train(
             help="default, mirrored (all local GPUs) or multi-worker (machines in TF_CONFIG)."
         ),
     ] = None,
+    init_model: Annotated[
+        Path | None,
+        typer.Option(
+            "--init-model",
+            help="Start from this model's weights (fine-tuning; a 10-class model can start "
+            "the 11-class robust recipe).",
+        ),
+    ] = None,
     mirror: MirrorOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
@@ -293,6 +304,7 @@ def train(
         augment=augment,
         mirror=mirror,
         strategy=strategy,
+        init_model=init_model,
     )
     with ui.task_progress() as progress:
         result = training.train_model(

@@ -21,7 +21,7 @@ from digitctl.errors import ConfigError
 CONFIG_FILENAME = "digitctl.toml"
 ENV_PREFIX = "DIGITCTL_"
 
-RECIPES = ("best", "fast")
+RECIPES = ("best", "fast", "robust")
 STRATEGIES = ("default", "mirrored", "multi-worker")
 
 
@@ -47,6 +47,7 @@ class Settings:
     augment: bool = True
     limit: int | None = None
     strategy: str = "default"
+    init_model: Path | None = None  # start training from this model's weights
     # Models and prediction
     model: Path | None = None  # None: workspace model, else the bundled one
     uncertain_below: float = 0.6

@@ -60,16 +60,26 @@ class Evaluation:
 
 def compute_metrics(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
     """Accuracy, mean cross-entropy, confusion matrix and scikit-learn's classification
-    report for softmax outputs ``probabilities`` (N, 10) against integer ``labels``."""
+    report for softmax outputs ``probabilities`` (N, 10) against integer ``labels``.
+
+    A model with an 11th "not a digit" output is scored on its digit columns."""
     from sklearn.metrics import classification_report, confusion_matrix
 
     probabilities = np.asarray(probabilities, dtype=np.float64)
     labels = np.asarray(labels).astype(np.int64)
-    if probabilities.ndim != 2 or probabilities.shape != (len(labels), NUM_CLASSES):
+    if (
+        probabilities.ndim != 2
+        or probabilities.shape[:1] != (len(labels),)
+        or (probabilities.shape[1] not in (NUM_CLASSES, NUM_CLASSES + 1))
+    ):
         raise ModelError(
             f"the model's output has shape {probabilities.shape}, expected ({len(labels)}, 10): "
             "is it a digit classifier?"
         )
+    if probabilities.shape[1] > NUM_CLASSES:
+        # A "not a digit" class: MNIST accuracy is over the digits, as for any digit model.
+        digits_only = probabilities[:, :NUM_CLASSES]
+        probabilities = digits_only / np.maximum(digits_only.sum(axis=1, keepdims=True), 1e-12)
     predictions = probabilities.argmax(axis=1)
     picked = np.clip(probabilities[np.arange(len(labels)), labels], EPSILON, 1.0 - EPSILON)
     digits = list(range(NUM_CLASSES))

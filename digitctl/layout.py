@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 INK_LEVEL = 0.3  # ink-map value above which a pixel is a stroke
+RULE_LEVEL = 0.25  # rules are looked for lower: grey or blue printed lines are fainter
 RULE_SPAN = 0.45  # a rule candidate spans at least this share of the image side
 RULE_REACH = 0.1  # ... and reaches past the other ink by this share of its extent
 MAX_RULE_THICKNESS = 0.15  # rules are thin: at most this share of the image's short side
@@ -214,11 +215,12 @@ def remove_rules(ink: np.ndarray) -> tuple[np.ndarray, int, bool]:
 
     Returns (cleaned ink, rules removed, whether nothing but rules was there).
     """
-    mask = (ink > INK_LEVEL).astype(np.uint8)
-    candidates = [_Candidate(m, b, t, True) for m, b, t in _rule_candidates(mask, True)]
-    candidates += [_Candidate(m, b, t, False) for m, b, t in _rule_candidates(mask, False)]
+    faint = (ink > RULE_LEVEL).astype(np.uint8)
+    candidates = [_Candidate(m, b, t, True) for m, b, t in _rule_candidates(faint, True)]
+    candidates += [_Candidate(m, b, t, False) for m, b, t in _rule_candidates(faint, False)]
     if not candidates:
         return ink, 0, False
+    mask = (ink > INK_LEVEL).astype(np.uint8)
     union = np.zeros(mask.shape, dtype=bool)
     for c in candidates:
         union |= c.pixels

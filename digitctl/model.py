@@ -47,6 +47,12 @@ class Recipe:
     # CPU computes bfloat16 natively, else float32). The saved and exported models are
     # always float32 (mixed policies keep float32 weights, so they copy over exactly).
     dtype_policy: str = "float32"
+    # 11: a "not a digit" class (index 10) learned from synthetic negatives, and training
+    # on digits framed the way people crop them (digitctl.robust). 10: digits only.
+    num_classes: int = NUM_CLASSES
+    framed: int = 0  # synthetic framed digits rendered for training (robust recipes)
+    negatives: int = 0  # synthetic non-digits (letters, symbols, scribbles, photos, boxes)
+    pieces: int = 0  # pieces of digits, as non-digits (wrong cuts of touching digits)
     description: str = ""
 
     def as_dict(self) -> dict[str, Any]:
@@ -68,6 +74,27 @@ RECIPES: dict[str, Recipe] = {
         patience=8,
         description="32/64-64/128 conv blocks with batch norm, mild augmentation, "
         "one-cycle (linear warm-up, cosine decay) Adam",
+    ),
+    "robust": Recipe(
+        name="robust",
+        blocks=((32,), (64, 64), (128,)),
+        dense_units=128,
+        dropout=0.1,
+        head_dropout=0.3,
+        epochs=3,
+        batch_size=128,
+        learning_rate=1e-3,
+        warmup_fraction=0.1,
+        augment=True,
+        patience=3,
+        num_classes=11,
+        framed=8000,
+        negatives=6000,
+        pieces=4000,
+        description="the best recipe's network with an 11th class, 'not a digit'; MNIST plus "
+        "framed digits (boxes, rules, underlines, tight crops, low resolution) and negatives "
+        "(letters, symbols, scribbles, photo crops, empty boxes, pieces of digits); meant to "
+        "fine-tune a digits model (--init-model) for 3 epochs of one-cycle Adam",
     ),
     "fast": Recipe(
         name="fast",
@@ -100,7 +127,8 @@ def get_recipe(name: str) -> Recipe:
 
 def build_model(recipe: Recipe, seed: int | None = None, for_training: bool = False) -> Any:
     """The CNN of ``recipe``: Conv-BN-ReLU stages, each closed by max pooling and dropout,
-    then an optional dense layer and a softmax over the 10 digits.
+    then an optional dense layer and a softmax over the 10 digits (and "not a digit" for
+    11-class recipes).
 
     ``for_training`` applies the recipe's dtype policy; otherwise the model is float32.
     """
@@ -149,7 +177,7 @@ def build_model(recipe: Recipe, seed: int | None = None, for_training: bool = Fa
     if recipe.head_dropout:
         x = layers.Dropout(recipe.head_dropout, name="drop_head", dtype=policy)(x)
     # The softmax stays float32 whatever the policy: bfloat16 probabilities are too coarse.
-    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities")(x)
+    outputs = layers.Dense(recipe.num_classes, activation="softmax", name="probabilities")(x)
     return keras.Model(inputs, outputs, name=f"digitctl_cnn_{recipe.name}")
 
 

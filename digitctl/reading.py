@@ -37,6 +37,8 @@ CUT_PENALTY = math.log(0.85)  # each extra cut must buy this much confidence
 FIRST_MAP_BONUS = 0.05  # the likelier polarity wins ties
 MAX_GLYPHS = 64  # more candidate glyphs than this: texture, not writing
 MAX_RUN = 3  # at most this many neighbouring pieces are tried as one digit
+MERGED_UP_TO_ASPECT = 1.2  # joined pieces must look like one digit: not much wider than tall
+FRAGMENT_HEIGHT = 0.8  # a piece shorter than this share of its tallest neighbour
 FLOOR = 1e-6
 
 
@@ -185,6 +187,14 @@ def _candidate_cuts(ink: np.ndarray) -> list[int]:
     return sorted(cuts)
 
 
+def _fragments(atoms: list[Glyph]) -> bool:
+    """Whether neighbours may be pieces of one digit: all but the tallest are clearly
+    shorter than it (two whole digits side by side are not joined, however the model
+    would read the squeezed pair)."""
+    tallest = max(a.height for a in atoms)
+    return sum(a.height >= FRAGMENT_HEIGHT * tallest for a in atoms) <= 1
+
+
 def _draft_glyph(
     glyph: Glyph, ink_map: InkMap, views: list[np.ndarray], splits: bool = True
 ) -> _GlyphDraft | None:
@@ -263,8 +273,10 @@ def _draft_line(
                 x0, x1 = atoms[i].box[0], max(a.box[2] for a in atoms[i : i + k])
                 y0 = min(a.box[1] for a in atoms[i : i + k])
                 y1 = max(a.box[3] for a in atoms[i : i + k])
-                if x1 - x0 > UNSPLIT_UP_TO_ASPECT * (y1 - y0):
+                if x1 - x0 > MERGED_UP_TO_ASPECT * (y1 - y0):
                     break
+                if not _fragments(atoms[i : i + k]):
+                    continue
                 glyph = layout.merged(atoms[i : i + k])
             drafted = _draft_glyph(glyph, ink_map, views, splits=k == 1)
             if drafted is not None:

@@ -55,6 +55,7 @@ class TrainPlan:
     val_split: float
     limit: int | None
     save_format: str = "keras"
+    init_model: str | None = None  # weights the run starts from (fine-tuning)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -121,6 +122,7 @@ def resolve_plan(settings: Settings, save_format: str = "keras") -> TrainPlan:
         val_split=settings.val_split,
         limit=settings.limit,
         save_format=save_format,
+        init_model=str(settings.init_model) if settings.init_model is not None else None,
     )
 
 
@@ -389,6 +391,26 @@ def train_model(
         x_train, y_train = x_train[: plan.limit], y_train[: plan.limit]
     if len(x_train) == 0 or len(splits.x_val) == 0:
         raise DigitctlError("no training or validation images; check --limit and --val-split")
+    x_val, y_val = splits.x_val, splits.y_val
+    synthetic = None
+    if recipe.num_classes > 10:
+        from digitctl.robust import synthetic_splits
+
+        synthetic = synthetic_splits(
+            x_train,
+            y_train,
+            framed=recipe.framed,
+            negatives=recipe.negatives,
+            pieces=recipe.pieces,
+            seed=plan.seed,
+            fingerprint=splits.fingerprint,
+            cache_dir=settings.processed_path,
+            progress=progress,
+        )
+        x_train = np.concatenate([x_train, synthetic.x_train])
+        y_train = np.concatenate([y_train, synthetic.y_train])
+        x_val = np.concatenate([x_val, synthetic.x_val])
+        y_val = np.concatenate([y_val, synthetic.y_val])
     data_seconds = time.perf_counter() - started
     load_tensorflow()
     # Before any model: MultiWorkerMirroredStrategy must own the TF runtime.
@@ -440,6 +462,10 @@ def train_model(
                 total_steps=steps_per_epoch * plan.epochs,
                 seed=plan.seed,
             )
+            if plan.init_model is not None:
+                from digitctl.robust import load_initial_weights
+
+                load_initial_weights(model, Path(plan.init_model), unsafe=settings.unsafe_load)
     augmenter = build_augmenter(recipe, plan.seed) if plan.augment else None
     dataset = training_dataset(x_train, y_train, global_batch, plan.seed, augmenter)
     artifacts = settings.artifacts_path
@@ -463,7 +489,7 @@ def train_model(
                 initial_epoch=run.epochs_done,
                 steps_per_epoch=steps_per_epoch,
                 global_batch=global_batch,
-                validation_data=(splits.x_val, splits.y_val),
+                validation_data=(x_val, y_val),
                 callbacks=_make_callbacks(run),
             )
         elif run.epochs_done < plan.epochs:
@@ -472,7 +498,7 @@ def train_model(
                 epochs=plan.epochs,
                 initial_epoch=run.epochs_done,
                 steps_per_epoch=steps_per_epoch,
-                validation_data=(splits.x_val, splits.y_val),
+                validation_data=(x_val, y_val),
                 validation_batch_size=512,
                 shuffle=False,  # the dataset shuffles itself
                 callbacks=_make_callbacks(run),
@@ -531,6 +557,7 @@ def train_model(
     plots.plot_training_history(run.history, artifact_paths[1], best_epoch=run.best_epoch)
 
     result = summary(artifact_paths, extra)
+    calibration = _calibration(model, splits, x_val, y_val) if synthetic is not None else None
     record = {
         "model": run.model_path.name,
         "architecture": {**recipe.as_dict(), "parameters": int(model.count_params())},
@@ -574,9 +601,28 @@ def train_model(
         },
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    if calibration is not None:
+        record["calibration"] = calibration
+        record["data"]["synthetic"] = {
+            "cache": str(synthetic.path),
+            "train_views": len(synthetic.x_train),
+            "validation_views": len(synthetic.x_val),
+        }
     write_json(result.record_path, record)
     _finish_state(run)
     return result
+
+
+def _calibration(model: Any, splits: Any, x_val: np.ndarray, y_val: np.ndarray) -> dict[str, Any]:
+    """Temperature and not-a-digit threshold from the validation data (digits + synthetic),
+    and the best model's MNIST validation accuracy over the digit columns."""
+    from digitctl.robust import calibrate
+
+    probabilities = np.asarray(model.predict(x_val, batch_size=512, verbose=0))
+    figures = calibrate(probabilities, np.asarray(y_val))
+    mnist = probabilities[: len(splits.x_val), :10].argmax(axis=1)
+    figures["mnist_val_accuracy"] = round(float(np.mean(mnist == splits.y_val)), 6)
+    return figures
 
 
 def _clean_copy(model: Any, recipe: Recipe) -> Any:

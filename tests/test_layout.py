@@ -1,0 +1,136 @@
+"""The layout stage on images the tests draw: rules, boxes, underlines, glyphs, lines.
+
+No model here: these check what the layout hands to the classifier.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import realistic_images as ri
+from PIL import Image
+
+from digitctl.errors import NoDigitFound
+from digitctl.imaging import decode_grey
+from digitctl.inkmap import ink_maps
+from digitctl.layout import find_glyphs, remove_rules
+
+
+def page(width: int, height: int) -> np.ndarray:
+    """White paper, as luminance in [0, 1]."""
+    return np.full((height, width), 0.95, np.float32)
+
+
+def ink_digit(grey: np.ndarray, label: int, x: int, y: int, size: int, width: int = 10) -> None:
+    """Draw ``label`` (0, 1, 3, 4 or 7) in dark ink with its top-left corner at (x, y)."""
+    shape = np.asarray(
+        Image.fromarray((ri.draw_digit(label, width=width) * 255).astype(np.uint8)).resize(
+            (size, size), Image.Resampling.BILINEAR
+        ),
+        np.float32,
+    ) / np.float32(255)
+    region = grey[y : y + size, x : x + size]
+    region[...] = np.minimum(region, 1 - 0.85 * shape[: region.shape[0], : region.shape[1]])
+
+
+def layout_of(grey: np.ndarray):
+    return find_glyphs(ink_maps(grey)[0].ink)
+
+
+def test_a_box_around_a_digit_is_removed() -> None:
+    grey = page(160, 160)
+    grey[20:24, 20:140] = grey[136:140, 20:140] = 0.1
+    grey[20:140, 20:24] = grey[20:140, 136:140] = 0.1
+    ink_digit(grey, 3, 40, 40, 80)
+    layout = layout_of(grey)
+    assert layout.rules >= 4
+    assert len(layout.glyphs) == 1
+    x0, y0, x1, y1 = layout.glyphs[0].box
+    # The glyph is the digit (about 40..120 here), not the box (20..140).
+    assert x0 > 30 and x1 < 130 and y0 > 30 and y1 < 130
+
+
+@pytest.mark.parametrize("rule_tone", [0.3, 0.55])
+def test_ruled_lines_crossing_a_digit_are_removed_and_the_strokes_bridged(rule_tone: float) -> None:
+    grey = page(200, 160)
+    for y in range(10, 160, 30):
+        grey[y : y + 2, :] = rule_tone  # dark and grey rules across the whole page
+    ink_digit(grey, 1, 60, 30, 100, width=14)
+    layout = layout_of(grey)
+    assert layout.rules >= 4
+    assert len(layout.glyphs) == 1, "the 1 must not be cut in pieces by the removed rules"
+    glyph = layout.glyphs[0]
+    assert glyph.height > 65  # the whole stroke (72 px), bridged across the rules
+    column_profile = (glyph.ink > 0.3).any(axis=1)
+    assert column_profile.mean() > 0.95  # no gap left where a rule crossed it
+
+
+def test_an_underline_is_removed_but_a_sevens_bar_is_kept() -> None:
+    grey = page(160, 150)
+    ink_digit(grey, 7, 30, 10, 100)
+    grey[125:129, 15:145] = 0.15  # underline below, not touching the digit
+    layout = layout_of(grey)
+    assert layout.rules == 1
+    assert len(layout.glyphs) == 1
+    glyph = layout.glyphs[0]
+    assert glyph.box[3] < 122  # the underline is gone
+    assert (glyph.ink[: glyph.height // 6] > 0.3).sum() > 50  # the bar of the 7 is there
+
+
+def test_an_empty_box_is_only_rules() -> None:
+    grey = page(120, 90)
+    grey[10:13, 10:110] = grey[77:80, 10:110] = 0.1
+    grey[10:80, 10:13] = grey[10:80, 107:110] = 0.1
+    cleaned, rules, only_rules = remove_rules(ink_maps(grey)[0].ink)
+    assert only_rules and rules >= 4
+    assert float(cleaned.max()) == 0.0
+
+
+def test_a_lone_stroke_is_kept_for_the_classifier() -> None:
+    grey = page(60, 120)
+    grey[10:110, 27:33] = 0.1  # a "1", which is also a long straight line
+    layout = layout_of(grey)
+    assert layout.rules == 0 and len(layout.glyphs) == 1
+
+
+def test_stacked_pieces_are_one_glyph_and_lines_are_read_top_to_bottom() -> None:
+    grey = page(220, 260)
+    # A "5"-like glyph: a flag above a separate body.
+    grey[20:26, 40:80] = 0.1
+    ink_digit(grey, 3, 30, 30, 60)
+    ink_digit(grey, 1, 120, 20, 70)
+    ink_digit(grey, 0, 30, 150, 70)  # second line
+    ink_digit(grey, 7, 120, 150, 70)
+    layout = layout_of(grey)
+    assert [len(line) for line in layout.lines] == [2, 2]
+    first, second = layout.lines
+    assert first[0].box[0] < first[1].box[0]  # left to right
+    assert first[0].box[1] <= 21  # the flag joined the body below it
+    assert second[0].box[1] > first[0].box[3]
+
+
+@pytest.mark.parametrize("polarity", ["dark", "light"])
+@pytest.mark.parametrize("side", [8, 12, 20, 36])
+def test_tight_and_tiny_crops_are_read_whatever_the_polarity(polarity: str, side: int) -> None:
+    shape = ri.draw_digit(4)
+    rows = np.nonzero(shape.max(axis=1) > 0.1)[0]
+    cols = np.nonzero(shape.max(axis=0) > 0.1)[0]
+    crop = shape[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]  # ink touches every edge
+    image = Image.fromarray((crop * 255).astype(np.uint8)).resize((side, side))
+    levels = np.asarray(image, np.float32) / 255
+    levels = np.round(levels * 3) / 3  # four grey levels
+    grey = 0.9 - 0.8 * levels if polarity == "dark" else 0.1 + 0.8 * levels
+    maps = ink_maps(grey.astype(np.float32))
+    assert maps, "a tiny digit must not be rejected"
+    # Whichever map is chosen, the likelier one has the digit as ink (a minority of pixels).
+    assert float((maps[0].ink > 0.5).mean()) < 0.6
+
+
+def test_blank_and_uniform_images_have_no_ink() -> None:
+    with pytest.raises(NoDigitFound):
+        ink_maps(page(50, 50))
+
+
+def test_decode_accepts_eight_pixel_images() -> None:
+    grey, size = decode_grey(Image.new("L", (8, 8), 200))
+    assert size == (8, 8) and grey.shape == (8, 8)

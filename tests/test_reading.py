@@ -1,0 +1,173 @@
+"""Readings: whole numbers left to right, lines, merging, splitting, boxes, the JSON contract.
+
+These use the bundled model (it ships with the package), on numbers the tests draw.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import realistic_images as ri
+from PIL import Image
+from typer.testing import CliRunner
+
+from digitctl.cli import app
+from digitctl.inference import Predictor, load_predictor
+from digitctl.reading import Reading
+
+
+@pytest.fixture(scope="module")
+def predictor() -> Predictor:
+    return load_predictor()
+
+
+def number_image(
+    labels: str, gap: float = 0.35, size: int = 90, lines: int = 1, margin: int = 20
+) -> Image.Image:
+    """Dark ink digits on white paper; ``gap`` in digit widths (negative: they overlap)."""
+    rows = labels.split("\n")
+    shapes = {d: ri.draw_digit(int(d), size=size, width=max(3, size // 9)) for d in "01347"}
+    boxes = {}
+    for d, shape in shapes.items():
+        cols = np.nonzero(shape.max(axis=0) > 0.1)[0]
+        boxes[d] = shape[:, cols[0] : cols[-1] + 1]
+    width = max(
+        sum(boxes[d].shape[1] for d in row) + int(gap * size * 0.6) * (len(row) - 1) for row in rows
+    )
+    canvas = np.zeros(
+        (margin * 2 + len(rows) * size + (len(rows) - 1) * size // 3, width + 2 * margin)
+    )
+    y = margin
+    for row in rows:
+        x = margin
+        for d in row:
+            glyph = boxes[d]
+            region = canvas[y : y + size, x : x + glyph.shape[1]]
+            np.maximum(region, glyph, out=region)
+            x += glyph.shape[1] + int(gap * size * 0.6)
+        y += size + size // 3
+    return Image.fromarray(((1 - 0.85 * canvas) * 255).astype(np.uint8), "L")
+
+
+def png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_a_number_is_read_left_to_right_with_boxes(predictor: Predictor) -> None:
+    image = number_image("1730")
+    reading = predictor.read(image)
+    assert reading.text == "1730"
+    assert reading.status == "ok" and len(reading.digits) == 4
+    lefts = [d.box[0] for d in reading.digits]
+    assert lefts == sorted(lefts)
+    for digit in reading.digits:
+        x0, y0, x1, y1 = digit.box
+        assert 0 <= x0 < x1 <= image.width and 0 <= y0 < y1 <= image.height
+        assert digit.view.shape == (28, 28)
+        assert abs(sum(digit.probabilities) - 1) < 1e-4
+    assert reading.label is None  # several digits: no single label
+
+
+def test_one_digit_is_a_reading_of_length_one(predictor: Predictor) -> None:
+    reading = predictor.read(number_image("4"))
+    assert reading.text == "4" and reading.label == 4 and len(reading.digits) == 1
+
+
+def test_touching_digits_are_split(predictor: Predictor) -> None:
+    image = number_image("74", gap=-0.35)
+    ink = np.asarray(image) < 128
+    from digitctl.layout import _components
+
+    assert len(_components(ink.astype(np.float32))[1]) == 1, "the digits must touch here"
+    assert predictor.read(image).text == "74"
+
+
+def test_two_lines_are_read_top_to_bottom(predictor: Predictor) -> None:
+    reading = predictor.read(number_image("10\n47"))
+    assert reading.text == "10\n47"
+    assert [d.line for d in reading.digits] == [0, 0, 1, 1]
+
+
+def test_a_broken_digit_is_merged_back(predictor: Predictor) -> None:
+    image = np.asarray(number_image("4"), np.float32)
+    # Cut the 4's stroke with a vertical paper-coloured gap: two components side by side.
+    cols = np.nonzero((image < 128).any(axis=0))[0]
+    middle = (cols[0] + cols[-1]) // 2 - 8
+    image[:, middle : middle + 3] = 242
+    reading = predictor.read(Image.fromarray(image.astype(np.uint8), "L"))
+    assert reading.text == "4"
+
+
+def test_boxes_are_in_input_pixels_for_reduced_and_tiny_inputs(predictor: Predictor) -> None:
+    big = number_image("37").resize((1600, 760))
+    reading = predictor.read(big)
+    assert reading.text == "37"
+    assert reading.digits[-1].box[2] > 1000  # not working-size coordinates
+    tiny = number_image("7", size=60, margin=2).resize((12, 14))
+    small = predictor.read(tiny)
+    assert small.text == "7"
+    assert small.digits[0].box[2] <= 12 and small.digits[0].box[3] <= 14
+
+
+def test_empty_box_and_blank_image_are_no_digits(predictor: Predictor) -> None:
+    grey = np.full((90, 120), 240, np.uint8)
+    grey[10:13, 10:110] = grey[77:80, 10:110] = 20
+    grey[10:80, 10:13] = grey[10:80, 107:110] = 20
+    boxed = predictor.read(Image.fromarray(grey, "L"))
+    assert boxed.status == "not_a_digit" and boxed.text == "" and boxed.digits == []
+    assert boxed.reason and boxed.reason.startswith("not a digit")
+    blank = predictor.read(Image.new("L", (50, 50), 200))
+    assert blank.status == "no_digit" and blank.text == ""
+
+
+def test_read_many_keeps_order_and_reports_errors(predictor: Predictor) -> None:
+    sources = [png(number_image("10")), b"not an image", png(number_image("7"))]
+    answers = list(predictor.read_many(sources))
+    assert isinstance(answers[0], Reading) and answers[0].text == "10"
+    assert not isinstance(answers[1], Reading)
+    assert isinstance(answers[2], Reading) and answers[2].text == "7"
+    parallel = list(predictor.read_many(sources * 3, workers=2))
+    assert [a.text if isinstance(a, Reading) else None for a in parallel] == [
+        "10",
+        None,
+        "7",
+    ] * 3
+
+
+def test_predict_json_keeps_the_old_keys_and_adds_the_reading(tmp_path: Path) -> None:
+    single, number = tmp_path / "single.png", tmp_path / "number.png"
+    number_image("3").save(single)
+    number_image("401").save(number)
+    result = CliRunner().invoke(app, ["predict", "--json", str(single), str(number)])
+    assert result.exit_code == 0, result.output
+    first, second = (json.loads(line) for line in result.stdout.splitlines())
+    for record in (first, second):
+        assert list(record)[:6] == [
+            "path",
+            "label",
+            "confidence",
+            "probabilities",
+            "uncertain",
+            "error",
+        ]
+        assert {"text", "digits", "status", "reason"} <= set(record)
+    assert first["label"] == 3 and first["text"] == "3" and len(first["probabilities"]) == 10
+    assert second["label"] is None and second["text"] == "401" and second["probabilities"] is None
+    assert [d["label"] for d in second["digits"]] == [4, 0, 1]
+    assert all(len(d["box"]) == 4 for d in second["digits"])
+
+
+def test_save_view_writes_each_digit(tmp_path: Path) -> None:
+    number = tmp_path / "n.png"
+    number_image("71").save(number)
+    views = tmp_path / "views"
+    result = CliRunner().invoke(app, ["predict", str(number), "--save-view", str(views)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in views.iterdir()) == ["n_digit1.png", "n_digit2.png"]
+    assert Image.open(views / "n_digit1.png").size == (28, 28)
