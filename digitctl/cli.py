@@ -227,10 +227,6 @@ def preprocess(
         ui.info(f"  wrote {artifact}")
 
 
-def _not_built_yet(name: str) -> None:
-    raise DigitctlError(f"`digitctl {name}` is not built yet in this version; see the changelog")
-
-
 @app.command()
 @handles_errors
 def train(

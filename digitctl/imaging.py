@@ -1,6 +1,7 @@
 """Any image → the 28×28 view MNIST models expect: the ONE preprocessing function.
 
-:func:`to_mnist` is shared by ``predict``, ``evaluate`` and the app. It brings a drawing,
+:func:`to_mnist` is shared by ``predict`` and the app (``evaluate`` scores MNIST's own test
+images, which are already 28×28 views, and needs none of it). It brings a drawing,
 a photo of ink on paper or a scan to MNIST's conventions: white digit on black, fitted
 into a 20×20 box with its aspect ratio kept, centred by centre of mass in 28×28, values
 in [0, 1]. Steps, in order:

@@ -26,7 +26,7 @@ from digitctl.cli import app
 from digitctl.config import Settings
 from digitctl.errors import ImageError, ModelError
 from digitctl.imaging import to_mnist
-from digitctl.inference import Predictor, load_predictor
+from digitctl.inference import load_predictor
 
 LABELS = (0, 1, 3, 4, 7)
 KEYS = ["path", "label", "confidence", "probabilities", "uncertain", "error"]
@@ -137,7 +137,7 @@ def test_litert_and_keras_agree(models: dict[str, Path], images: dict[str, Path]
 def test_prediction_fields(models: dict[str, Path], images: dict[str, Path]) -> None:
     predictor = load_predictor(Settings(uncertain_below=0.6), model=models["lite"])
     result = predictor.predict(images["canvas_7"])
-    assert isinstance(predictor, Predictor)
+    assert predictor.uncertain_below == 0.6
     assert result.label == 7 and result.confidence == max(result.probabilities)
     assert len(result.probabilities) == 10 and result.view.shape == (28, 28)
     assert result.uncertain is False
