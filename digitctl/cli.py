@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import os
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from digitctl import __version__, ui
+from digitctl.choices import ExportFormat, RecipeName, SaveFormat, Strategy
 from digitctl.config import Settings, describe, load_settings
 from digitctl.errors import DigitctlError
 
@@ -101,8 +101,9 @@ def main_callback(
         Path | None, typer.Option(help="Where downloaded and processed data is cached.")
     ] = None,
     debug: Annotated[
-        bool, typer.Option("--debug", help="Show full tracebacks on errors.")
-    ] = os.environ.get("DIGITCTL_DEBUG", "") not in ("", "0"),
+        bool,
+        typer.Option("--debug", help="Show full tracebacks on errors and native libraries' logs."),
+    ] = False,
     version: Annotated[
         bool,
         typer.Option(
@@ -111,13 +112,12 @@ def main_callback(
     ] = False,
 ) -> None:
     """Recognise handwritten digits: download MNIST, train a CNN, evaluate, predict, serve."""
-    if debug:
-        # --debug also shows TensorFlow's native start-up logs (see digitctl._native).
-        os.environ["DIGITCTL_DEBUG"] = "1"
     ctx.obj = CliState(
         config_file=config,
-        debug=debug,
-        overrides={"workspace": workspace, "cache_dir": cache_dir},
+        # Read here too, not only as the `debug` setting: a traceback is wanted even when
+        # the settings themselves fail to load.
+        debug=debug or os.environ.get("DIGITCTL_DEBUG", "") not in ("", "0"),
+        overrides={"workspace": workspace, "cache_dir": cache_dir, "debug": debug or None},
     )
 
 
@@ -232,7 +232,7 @@ def preprocess(
 def train(
     ctx: typer.Context,
     recipe: Annotated[
-        str | None,
+        RecipeName | None,
         typer.Option(help="Training recipe: best (highest accuracy) or fast (>= 99% in ~20 s)."),
     ] = None,
     epochs: Annotated[int | None, typer.Option(help="Epochs (default: the recipe's).")] = None,
@@ -264,10 +264,11 @@ def train(
         ),
     ] = False,
     save_format: Annotated[
-        str, typer.Option("--format", help="keras, or h5 to write the legacy .h5 file as well.")
-    ] = "keras",
+        SaveFormat,
+        typer.Option("--format", help="keras, or h5 to write the legacy .h5 file as well."),
+    ] = SaveFormat.KERAS,
     strategy: Annotated[
-        str | None,
+        Strategy | None,
         typer.Option(
             help="default, mirrored (all local GPUs) or multi-worker (machines in TF_CONFIG)."
         ),
@@ -438,10 +439,9 @@ def predict(
     ] = False,
 ) -> None:
     """Predict the digit in each image: drawings, photos of ink on paper, scans."""
-    if "numpy" not in sys.modules:
-        # OpenBLAS starts a thread per core when numpy loads, and they spin after each call;
-        # preprocessing's tiny solves gain nothing from them: 0.12 s of CPU per run, measured.
-        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    from digitctl.process import tune_process
+
+    tune_process(predicting=True, debug=_state(ctx).debug)  # before numpy loads
     from digitctl import inference
 
     settings = _state(ctx).settings(model=model, unsafe_load=unsafe_load)
@@ -461,7 +461,9 @@ def predict(
         ui.info(f"wrote {len(written)} view(s) to {save_view}")
     if plot and outcomes[0].prediction is not None:
         target = settings.artifacts_path / "prediction_result.png"
-        inference.plot_prediction(items[0].source, outcomes[0].prediction, target)
+        from digitctl.plots import plot_prediction
+
+        plot_prediction(items[0].source, outcomes[0].prediction, target)
         ui.info(f"wrote {target}")
     if not as_json:
         ui.out_console().print(_prediction_table(outcomes, predictor.backend))
@@ -478,9 +480,9 @@ def export(
         typer.Option(help="The .keras/.h5 model to export (default: workspace, else bundled)."),
     ] = None,
     fmt: Annotated[
-        str,
+        ExportFormat,
         typer.Option("--format", help="tflite (LiteRT, used by predict), onnx or savedmodel."),
-    ] = "tflite",
+    ] = ExportFormat.TFLITE,
     limit: Annotated[
         int | None,
         typer.Option(min=1, help="Check agreement on the first N test images only (quick)."),
@@ -492,10 +494,6 @@ def export(
     """Export a model for TensorFlow-free serving, checked against Keras on the test set."""
     from digitctl import export as exporting
 
-    if fmt not in exporting.FORMATS:
-        raise typer.BadParameter(
-            f"{fmt!r} is not one of {', '.join(exporting.FORMATS)}", param_hint="--format"
-        )
     settings = _state(ctx).settings(model=model, unsafe_load=unsafe_load, mirror=mirror)
     with ui.task_progress(transient=True) as progress:
         progress.add_task(f"exporting to {fmt} and checking", total=None, status="")

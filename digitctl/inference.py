@@ -16,21 +16,21 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from digitctl._native import native_stderr_silenced
 from digitctl.errors import DigitctlError, ImageError, ModelError
 from digitctl.imaging import ImageSource, is_image_path, to_mnist
 from digitctl.modelfiles import card_path_for, lite_path_for, resolve_model_path
+from digitctl.runners import BATCH, KerasRunner, LiteRTRunner, OnnxRunner, run_batched
 
 if TYPE_CHECKING:
     from digitctl.config import Settings
 
-BATCH = 256  # big enough to amortise interpreter calls, small enough for little memory
 PARALLEL_FROM = 400  # below this many images, starting worker processes does not pay
 STALE_AFTER_S = 60.0  # a .keras this much newer than its .tflite was replaced since export
+T = TypeVar("T")  # what stands for an input that has no view (its error)
 
 
 @dataclass
@@ -46,72 +46,6 @@ class Prediction:
     def top(self, k: int = 3) -> list[tuple[int, float]]:
         order = np.argsort(self.probabilities)[::-1][:k]
         return [(int(i), float(self.probabilities[i])) for i in order]
-
-
-# --------------------------------------------------------------------------------------
-# runners: (N, *input_shape) float32 -> (N, 10)
-# --------------------------------------------------------------------------------------
-class LiteRTRunner:
-    """A LiteRT interpreter that accepts any batch size."""
-
-    def __init__(self, path: Path, num_threads: int | None = None) -> None:
-        from ai_edge_litert.interpreter import Interpreter
-
-        threads = num_threads or min(4, os.cpu_count() or 1)
-        try:
-            self._interpreter = Interpreter(model_path=str(path), num_threads=threads)
-        except (ValueError, RuntimeError) as exc:
-            raise ModelError(f"cannot load LiteRT model {path}: {exc}") from None
-        detail = self._interpreter.get_input_details()[0]
-        self._input = detail["index"]
-        self._output = self._interpreter.get_output_details()[0]["index"]
-        self.input_shape = tuple(int(d) for d in detail["shape"][1:])
-        self._batch = -1
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        if len(x) != self._batch:
-            self._interpreter.resize_tensor_input(self._input, [len(x), *self.input_shape])
-            with native_stderr_silenced():
-                self._interpreter.allocate_tensors()
-            self._batch = len(x)
-        self._interpreter.set_tensor(self._input, np.ascontiguousarray(x, dtype=np.float32))
-        self._interpreter.invoke()
-        return self._interpreter.get_tensor(self._output).copy()
-
-
-class OnnxRunner:
-    def __init__(self, path: Path) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        try:
-            self._session = ort.InferenceSession(
-                str(path), options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own exception types
-            raise ModelError(f"cannot load ONNX model {path}: {exc}") from None
-        detail = self._session.get_inputs()[0]
-        self._name = detail.name
-        self.input_shape = tuple(28 if not isinstance(d, int) else d for d in detail.shape[1:])
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return self._session.run(None, {self._name: x.astype(np.float32, copy=False)})[0]
-
-
-class KerasRunner:
-    """The fallback: imports TensorFlow (slow to start, heavy), used when no export exists."""
-
-    def __init__(self, path: Path, unsafe: bool = False) -> None:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        from digitctl.modelfiles import load_keras_model
-
-        self._model = load_keras_model(path, unsafe=unsafe)
-        shape = self._model.inputs[0].shape[1:]
-        self.input_shape = tuple(28 if d is None else int(d) for d in shape)
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(self._model(x, training=False))
 
 
 def _softmax_if_logits(scores: np.ndarray) -> np.ndarray:
@@ -156,8 +90,7 @@ class Predictor:
         if count == 0:
             return np.zeros((0, 10), dtype=np.float32)
         x = views.reshape((count, *self._input_shape))
-        out = [self._runner(x[i : i + BATCH]) for i in range(0, count, BATCH)]
-        return _softmax_if_logits(np.concatenate(out).astype(np.float32, copy=False))
+        return _softmax_if_logits(run_batched(self._runner, x).astype(np.float32, copy=False))
 
     def prediction(self, view: np.ndarray, probabilities: np.ndarray) -> Prediction:
         label = int(np.argmax(probabilities))
@@ -183,30 +116,31 @@ class Predictor:
         ``workers`` > 1 preprocesses in that many forked processes (decode and
         preprocessing, not the model, are the cost of a big batch of files).
         """
-        pending: list[np.ndarray | ImageError] = []
+        with _mapped(_view_or_error, sources, workers) as views:
+            yield from self.answer(views, batch)
 
-        def flush() -> Iterator[Prediction | ImageError]:
-            views = [item for item in pending if isinstance(item, np.ndarray)]
-            probabilities = iter(self.predict_views(np.stack(views)) if views else [])
-            for item in pending:
-                yield (
-                    item
-                    if isinstance(item, ImageError)
-                    else self.prediction(item, next(probabilities))
-                )
-            pending.clear()
+    def answer(
+        self, prepared: Iterable[np.ndarray | T], batch: int = BATCH
+    ) -> Iterator[Prediction | T]:
+        """One answer per item of ``prepared``, in order: a view becomes its Prediction
+        (views are run through the model ``batch`` at a time); anything else (an error)
+        is passed through as it is."""
+        pending: list[np.ndarray | T] = []
+        for item in prepared:
+            pending.append(item)
+            if len(pending) >= batch:
+                yield from self._answer_batch(pending)
+                pending = []
+        yield from self._answer_batch(pending)
 
-        with _view_pool(workers) as pool:
-            views = (
-                pool.map(_view_or_error, sources, chunksize=32)
-                if pool
-                else map(_view_or_error, sources)
-            )
-            for item in views:
-                pending.append(item)
-                if len(pending) >= batch:
-                    yield from flush()
-        yield from flush()
+    def _answer_batch(self, pending: list[np.ndarray | T]) -> list[Prediction | T]:
+        answers: list[Prediction | T] = list(pending)  # type: ignore[arg-type]
+        at = [i for i, item in enumerate(pending) if isinstance(item, np.ndarray)]
+        if at:
+            probabilities = self.predict_views(np.stack([pending[i] for i in at]))
+            for i, row in zip(at, probabilities, strict=True):
+                answers[i] = self.prediction(pending[i], row)  # type: ignore[arg-type]
+        return answers
 
 
 def _view_or_error(source: ImageSource) -> np.ndarray | ImageError:
@@ -217,8 +151,9 @@ def _view_or_error(source: ImageSource) -> np.ndarray | ImageError:
 
 
 @contextlib.contextmanager
-def _view_pool(workers: int) -> Iterator[Any]:
-    """A process pool for preprocessing, or None where forking is unavailable or pointless."""
+def _mapped(function: Callable[[Any], T], items: Iterable[Any], workers: int) -> Iterator[Any]:
+    """``function`` over ``items``, in order: in ``workers`` forked processes when more
+    than one (and forking is available), else here."""
     pool = None
     if workers > 1:  # checked first: a one-image run should not pay for importing these
         import multiprocessing
@@ -227,7 +162,7 @@ def _view_pool(workers: int) -> Iterator[Any]:
         if "fork" in multiprocessing.get_all_start_methods():
             pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
     try:
-        yield pool
+        yield pool.map(function, items, chunksize=32) if pool else map(function, items)
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -280,7 +215,8 @@ def load_predictor(settings: Settings | None = None, model: Path | None = None) 
         if lite is not None:
             runner, backend = LiteRTRunner(lite), "litert"
         else:
-            runner, backend = KerasRunner(path, unsafe=settings.unsafe_load), "keras"
+            runner = KerasRunner.from_file(path, unsafe=settings.unsafe_load, debug=settings.debug)
+            backend = "keras"
     else:
         raise ModelError(
             f"{path} is not a model file digitctl can run (.keras, .h5, .tflite or .onnx)"
@@ -355,24 +291,26 @@ class PredictOutcome:
         }
 
 
-def _with_name(name: str, error: ImageError) -> str:
-    text = str(error)
-    return text if name in text else f"{name}: {text}"
+def _view_or_message(item: PredictInput) -> np.ndarray | str:
+    """The input's 28×28 view, or the one line that says why there is none (names it)."""
+    if item.error is not None:
+        return item.error
+    try:
+        return to_mnist(item.source)  # type: ignore[arg-type]
+    except ImageError as exc:
+        text = str(exc)
+        return text if item.name in text else f"{item.name}: {text}"
 
 
 def predict_inputs(predictor: Predictor, items: Sequence[PredictInput]) -> Iterator[PredictOutcome]:
-    """Outcomes for ``items`` in order; each failure carries one line that names the input."""
-    usable = [item.source for item in items if item.error is None]
-    results = predictor.predict_many(usable, workers=preprocess_workers(len(usable)))  # type: ignore[arg-type]
-    for item in items:
-        if item.error is not None:
-            yield PredictOutcome(item.name, None, item.error)
-            continue
-        result = next(results)
-        if isinstance(result, ImageError):
-            yield PredictOutcome(item.name, None, _with_name(item.name, result))
-        else:
-            yield PredictOutcome(item.name, result, None)
+    """One outcome per item, in order; each failure carries one line that names the input."""
+    usable = sum(item.error is None for item in items)
+    with _mapped(_view_or_message, items, preprocess_workers(usable)) as views:
+        for item, answer in zip(items, predictor.answer(views), strict=True):
+            if isinstance(answer, Prediction):
+                yield PredictOutcome(item.name, answer, None)
+            else:
+                yield PredictOutcome(item.name, None, answer)
 
 
 def save_views(outcomes: Sequence[PredictOutcome], directory: Path) -> list[Path]:
@@ -403,32 +341,6 @@ def save_views(outcomes: Sequence[PredictOutcome], directory: Path) -> list[Path
         except OSError as exc:
             raise DigitctlError(f"cannot write {directory / name}: {exc.strerror}") from None
     return written
-
-
-def plot_prediction(source: ImageSource, prediction: Prediction, path: Path) -> Path:
-    """The input, the model's 28×28 view and the probability bars, in one figure."""
-    from digitctl.imaging import load_image
-    from digitctl.plots import _pyplot, save_figure
-
-    plt = _pyplot()
-    image = load_image(source)
-    figure, axes = plt.subplots(1, 3, figsize=(11, 3.6), gridspec_kw={"width_ratios": [1, 1, 1.6]})
-    shown = image.convert("RGBA") if "A" in image.getbands() else image.convert("RGB")
-    axes[0].imshow(shown)
-    axes[0].set_title("input")
-    axes[1].imshow(prediction.view, cmap="gray", vmin=0, vmax=1)
-    axes[1].set_title("what the model saw (28×28)")
-    for axis in axes[:2]:
-        axis.axis("off")
-    colours = ["tab:orange" if d == prediction.label else "tab:blue" for d in range(10)]
-    axes[2].bar(range(10), prediction.probabilities, color=colours)
-    axes[2].set_xticks(range(10))
-    axes[2].set_ylim(0, 1)
-    axes[2].set_xlabel("digit")
-    axes[2].set_ylabel("probability")
-    verdict = " (uncertain)" if prediction.uncertain else ""
-    axes[2].set_title(f"prediction: {prediction.label}, {prediction.confidence:.1%}{verdict}")
-    return save_figure(figure, path)
 
 
 __all__ = [

@@ -62,19 +62,22 @@ def card_path_for(model_path: Path) -> Path:
     )
 
 
-def load_keras_model(path: Path, unsafe: bool = False, compile: bool = False) -> Any:
+def load_keras_model(
+    path: Path, unsafe: bool = False, compile: bool = False, debug: bool = False
+) -> Any:
     """Load a ``.keras`` / ``.h5`` model with Keras safe_mode on unless ``unsafe``.
 
     safe_mode refuses files that would run arbitrary Python on load (Lambda layers holding
     pickled code). ``compile=False`` because training-time objects (custom schedules) are
-    not needed for inference and may not deserialize.
+    not needed for inference and may not deserialize. ``debug`` shows TensorFlow's
+    native start-up logs.
     """
     path = Path(path)
     if not path.exists():
         raise ModelError(f"model {path} does not exist; check --model")
     from digitctl._native import load_tensorflow
 
-    keras = load_tensorflow()
+    keras = load_tensorflow(debug=debug)
 
     try:
         return keras.saving.load_model(path, compile=compile, safe_mode=not unsafe)

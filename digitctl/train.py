@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from digitctl.atomic import write_json, write_with
+from digitctl.choices import SaveFormat, choose
 from digitctl.errors import DigitctlError, TrainingInterrupted
 from digitctl.model import Recipe, get_recipe
 from digitctl.modelfiles import card_path_for, lite_path_for, workspace_model_path
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
 
 CHECKPOINT_NAME = "last_checkpoint.keras"
 STATE_NAME = "train_state.json"
-FORMATS = ("keras", "h5")
 # Figures kept per epoch in the history.
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")
 
@@ -54,7 +54,7 @@ class TrainPlan:
     seed: int
     val_split: float
     limit: int | None
-    save_format: str = "keras"
+    save_format: str = SaveFormat.KERAS.value
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -105,22 +105,18 @@ class TrainResult:
 
 def resolve_plan(settings: Settings, save_format: str = "keras") -> TrainPlan:
     """The run's plan: the recipe's values, overridden by whatever the settings set."""
-    if save_format not in FORMATS:
-        raise DigitctlError(f"unknown format {save_format!r}; choose one of {', '.join(FORMATS)}")
+    save_format = choose(SaveFormat, save_format, "format")
     recipe = get_recipe(settings.recipe)
-    # Augmentation is part of a recipe (`fast` trains without it) unless asked for
-    # explicitly by a flag, the environment or the config file.
-    augment = settings.augment if "augment" in settings.sources else recipe.augment
     return TrainPlan(
         recipe=recipe.name,
         epochs=settings.epochs or recipe.epochs,
         batch_size=settings.batch_size or recipe.batch_size,
         learning_rate=settings.learning_rate or recipe.learning_rate,
-        augment=augment,
+        augment=recipe.augment if settings.augment is None else settings.augment,
         seed=settings.seed,
         val_split=settings.val_split,
         limit=settings.limit,
-        save_format=save_format,
+        save_format=save_format.value,
     )
 
 

@@ -149,9 +149,14 @@ def test_resume_without_an_interrupted_run_says_what_to_do(
     assert "nothing to resume" in result.output and "without --resume" in result.output
 
 
-def test_unknown_format_is_refused(cli_args: list[str], mnist_mirror: Path) -> None:
+def test_unknown_format_is_a_usage_error(cli_args: list[str], mnist_mirror: Path) -> None:
     result = _train(cli_args, mnist_mirror, "--format", "pickle")
-    assert result.exit_code == 1 and "unknown format" in result.output
+    assert result.exit_code == 2 and "'pickle' is not one of" in result.output
+    # The library refuses it the same way: a usage (configuration) error.
+    from digitctl.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown format 'pickle'; choose one of keras, h5"):
+        resolve_plan(Settings(), save_format="pickle")
 
 
 def test_plan_takes_recipe_values_unless_settings_override_them() -> None:
