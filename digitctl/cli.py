@@ -298,34 +298,7 @@ def train(
     if as_json:
         ui.print_json(result.as_dict())
         return
-    best = result.best
-    rows = [
-        ("recipe", result.plan.recipe),
-        (
-            "epochs run",
-            f"{result.epochs_run} of {result.plan.epochs}"
-            + (" (stopped early)" if result.stopped_early else ""),
-        ),
-        *((("resumed after epoch", result.resumed_from),) if result.resumed_from else ()),
-        ("best epoch", result.best_epoch),
-        ("validation accuracy", f"{best['val_accuracy']:.4%}"),
-        ("validation loss", f"{best['val_loss']:.4f}"),
-        ("training accuracy", f"{best['accuracy']:.4%}"),
-        ("training images", f"{result.train_images:,}"),
-        ("augmentation", "on" if result.plan.augment else "off"),
-        ("training time", f"{result.train_seconds:.1f} s"),
-        ("model", result.model_path),
-        ("run record", result.record_path),
-        *(("also", path) for path in result.extra_models),
-        *(("artifact", path) for path in result.artifacts),
-    ]
-    if result.strategy != "default":
-        rows.insert(1, ("strategy", f"{result.strategy}, {result.replicas} replica(s)"))
-    if not result.is_chief:
-        written = ("model", "run record", "also", "artifact")
-        rows = [row for row in rows if row[0] not in written]
-        rows.append(("files", "none on this worker: the chief writes the model"))
-    ui.out_console().print(ui.table("Training summary", ["", ""], rows))
+    ui.out_console().print(ui.table("Training summary", ["", ""], result.summary_rows()))
 
 
 @app.command()
@@ -380,8 +353,9 @@ def evaluate(
             [(d, *result.confusion[i].tolist()) for i, d in enumerate(digits)],
         )
         console.print(matrix)
-    for path in [result.metrics_path, *result.artifacts]:
-        ui.info(f"  wrote {path}")
+    for path in [result.metrics_path, *result.artifacts, result.card_path]:
+        if path is not None:
+            ui.info(f"  wrote {path}")
 
 
 def _prediction_table(outcomes: list[Any], backend: str) -> Any:

@@ -10,7 +10,6 @@ in ONNX Runtime.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -22,7 +21,7 @@ import numpy as np
 
 from digitctl.errors import DigitctlError, ImageError, ModelError
 from digitctl.imaging import ImageSource, is_image_path, to_mnist
-from digitctl.modelfiles import card_path_for, lite_path_for, resolve_model_path
+from digitctl.modelfiles import ModelCard, lite_path_for, read_card, resolve_model_path
 from digitctl.runners import BATCH, KerasRunner, LiteRTRunner, OnnxRunner, run_batched
 
 if TYPE_CHECKING:
@@ -68,7 +67,7 @@ class Predictor:
         backend: str,
         runner: Callable[[np.ndarray], np.ndarray],
         input_shape: Sequence[int],
-        card: dict[str, Any] | None = None,
+        card: ModelCard | None = None,
         uncertain_below: float = 0.6,
     ) -> None:
         self.path = path
@@ -175,14 +174,6 @@ def preprocess_workers(count: int) -> int:
     return max(1, min(os.cpu_count() or 1, 4))
 
 
-def _read_card(path: Path) -> dict[str, Any] | None:
-    card = card_path_for(path)
-    try:
-        return json.loads(card.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
 def _fresh_export(keras_path: Path) -> Path | None:
     lite = lite_path_for(keras_path)
     if not lite.exists():
@@ -226,7 +217,7 @@ def load_predictor(settings: Settings | None = None, model: Path | None = None) 
         backend=backend,
         runner=runner,
         input_shape=runner.input_shape,
-        card=_read_card(path),
+        card=read_card(path),
         uncertain_below=settings.uncertain_below,
     )
 

@@ -1,15 +1,21 @@
-"""Training: the data pipeline, the epoch loop's callbacks, checkpoints, resume, run record.
+"""Training: the data pipeline, the epoch loop's callbacks, checkpoints, resume, model card.
 
-Files a run leaves in the workspace (every one written atomically):
+Files a run leaves in the workspace (every one written atomically; :class:`TrainFiles`
+names them):
 
 - ``models/best_model.keras``: the best epoch by validation accuracy (ties: lower
-  validation loss), without optimizer state; ``best_model.h5`` too with ``--format h5``.
-- ``models/best_model_card.json``: the run record (resolved config, versions, data
-  fingerprint, timings, final metrics).
-- ``models/last_checkpoint.keras`` + ``models/train_state.json``: the last completed epoch
-  with optimizer state, what ``--resume`` continues from; removed when a run finishes.
+  validation loss), without optimizer state; ``best_model.h5`` too with ``--format h5``;
+  ``best_model.tflite``, its LiteRT export.
+- ``models/best_model_card.json``: the :class:`~digitctl.modelfiles.ModelCard` with the
+  training record (resolved config, versions, data fingerprint, timings) and the metrics.
+- ``models/last_checkpoint.keras`` + ``models/train_state.json`` (a :class:`ResumeState`):
+  the last completed epoch with optimizer state, what ``--resume`` continues from; the
+  checkpoint is removed when a run finishes.
 - ``artifacts/history.json``, ``artifacts/training_history.png``,
   ``artifacts/augmented_sample.png``.
+
+:func:`train_model` runs four steps: plan (:func:`_plan_run`), restore or build
+(:func:`_restore_or_build`), fit (:func:`_fit`), write outputs (:func:`_write_outputs`).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import math
 import platform
 import sys
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,12 +35,14 @@ from digitctl.atomic import write_json, write_with
 from digitctl.choices import SaveFormat, choose
 from digitctl.errors import DigitctlError, TrainingInterrupted
 from digitctl.model import Recipe, get_recipe
-from digitctl.modelfiles import card_path_for, lite_path_for, workspace_model_path
+from digitctl.modelfiles import ModelCard, card_path_for, lite_path_for, workspace_model_path
 
 if TYPE_CHECKING:
     from rich.progress import Progress
 
     from digitctl.config import Settings
+    from digitctl.data import MnistSplits as Splits
+    from digitctl.distribute import Distribution
 
 CHECKPOINT_NAME = "last_checkpoint.keras"
 STATE_NAME = "train_state.json"
@@ -61,8 +69,66 @@ class TrainPlan:
 
 
 @dataclass
+class ResumeState:
+    """Where a run stands after its last completed epoch: ``train_state.json``."""
+
+    plan: TrainPlan
+    fingerprint: str  # of the data split the run trains on
+    epochs_done: int = 0
+    best: dict[str, float] | None = None  # val_accuracy, val_loss, accuracy, loss
+    best_epoch: int = 0
+    since_best: int = 0
+    stopped_early: bool = False
+    train_seconds: float = 0.0  # the epochs' own time, over resumed sessions too
+    history: dict[str, list[float]] = field(default_factory=dict)
+    finished: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "plan": self.plan.as_dict()}
+
+    @classmethod
+    def from_json(cls, document: dict[str, Any]) -> ResumeState:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in document.items() if k in known}
+        values["plan"] = TrainPlan(**document["plan"])
+        values["history"] = {k: list(v) for k, v in document.get("history", {}).items()}
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class TrainFiles:
+    """Every file a run writes or reads, by name."""
+
+    model: Path
+    card: Path
+    lite: Path
+    h5: Path
+    checkpoint: Path
+    state: Path
+    history: Path
+    history_plot: Path
+    augmented_sample: Path
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> TrainFiles:
+        model = workspace_model_path(settings)
+        artifacts = settings.artifacts_path
+        return cls(
+            model=model,
+            card=card_path_for(model),
+            lite=lite_path_for(model),
+            h5=model.with_suffix(".h5"),
+            checkpoint=settings.models_path / CHECKPOINT_NAME,
+            state=settings.models_path / STATE_NAME,
+            history=artifacts / "history.json",
+            history_plot=artifacts / "training_history.png",
+            augmented_sample=artifacts / "augmented_sample.png",
+        )
+
+
+@dataclass
 class TrainResult:
-    """What ``train`` produced; ``as_dict`` is the run record's summary."""
+    """What ``train`` produced; ``as_dict`` is the run's summary."""
 
     model_path: Path
     record_path: Path
@@ -101,6 +167,35 @@ class TrainResult:
             "total_seconds": round(self.total_seconds, 2),
             "train_images": self.train_images,
         }
+
+    def summary_rows(self) -> list[tuple[str, Any]]:
+        """(label, value) rows for people: the figures, then the files written."""
+        best = self.best
+        stopped = " (stopped early)" if self.stopped_early else ""
+        rows: list[tuple[str, Any]] = [("recipe", self.plan.recipe)]
+        if self.strategy != "default":
+            rows.append(("strategy", f"{self.strategy}, {self.replicas} replica(s)"))
+        rows.append(("epochs run", f"{self.epochs_run} of {self.plan.epochs}{stopped}"))
+        if self.resumed_from:
+            rows.append(("resumed after epoch", self.resumed_from))
+        rows += [
+            ("best epoch", self.best_epoch),
+            ("validation accuracy", f"{best['val_accuracy']:.4%}"),
+            ("validation loss", f"{best['val_loss']:.4f}"),
+            ("training accuracy", f"{best['accuracy']:.4%}"),
+            ("training images", f"{self.train_images:,}"),
+            ("augmentation", "on" if self.plan.augment else "off"),
+            ("training time", f"{self.train_seconds:.1f} s"),
+        ]
+        if not self.is_chief:
+            return [*rows, ("files", "none on this worker: the chief writes the model")]
+        return [
+            *rows,
+            ("model", self.model_path),
+            ("model card", self.record_path),
+            *(("also", path) for path in self.extra_models),
+            *(("artifact", path) for path in self.artifacts),
+        ]
 
 
 def resolve_plan(settings: Settings, save_format: str = "keras") -> TrainPlan:
@@ -190,6 +285,11 @@ def _is_better(candidate: dict[str, float], best: dict[str, float] | None) -> bo
 def _make_callbacks(run: _Run) -> list[Any]:
     import keras
 
+    # Not Keras' ModelCheckpoint + EarlyStopping + BackupAndRestore: those monitor one
+    # figure (no tie-break on val_loss), keep "best" and the patience counter in memory
+    # only (a resumed run would forget them), and BackupAndRestore's own directory can
+    # not carry the plan and data fingerprint that --resume checks. One callback keeps
+    # all of it in one ResumeState, saved beside the checkpoint after every epoch.
     class EpochKeeper(keras.callbacks.Callback):
         """Records history, keeps the best weights and file, saves the resumable
         checkpoint, and stops after ``patience`` epochs without improvement."""
@@ -199,33 +299,27 @@ def _make_callbacks(run: _Run) -> list[Any]:
 
         def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
             logs = dict(logs or {})
+            state = run.state
             seconds = time.perf_counter() - self._started
-            run.train_seconds += seconds
+            state.train_seconds += seconds
             logs["learning_rate"] = float(
                 keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
             )
             logs["seconds"] = seconds
             for key in HISTORY_KEYS:
-                run.history.setdefault(key, []).append(float(logs.get(key, float("nan"))))
-            figures = {
-                "val_accuracy": float(logs["val_accuracy"]),
-                "val_loss": float(logs["val_loss"]),
-                "accuracy": float(logs["accuracy"]),
-                "loss": float(logs["loss"]),
-            }
-            if _is_better(figures, run.best):
-                run.best = figures
-                run.best_epoch = epoch + 1
+                state.history.setdefault(key, []).append(float(logs.get(key, float("nan"))))
+            figures = {k: float(logs[k]) for k in ("val_accuracy", "val_loss", "accuracy", "loss")}
+            if _is_better(figures, state.best):
+                state.best, state.best_epoch, state.since_best = figures, epoch + 1, 0
                 run.best_weights = self.model.get_weights()
                 run.save_best(self.model)
-                run.since_best = 0
             else:
-                run.since_best += 1
-            run.epochs_done = epoch + 1
-            run.save_checkpoint(self.model)
-            if run.since_best >= run.patience:
-                run.stopped_early = True
+                state.since_best += 1
+            state.epochs_done = epoch + 1
+            if state.since_best >= run.patience:
+                state.stopped_early = True
                 self.model.stop_training = True
+            run.save_checkpoint(self.model)
 
     class RichEpochBars(keras.callbacks.Callback):
         """One Rich progress bar per epoch with running loss/accuracy, then val figures."""
@@ -252,7 +346,7 @@ def _make_callbacks(run: _Run) -> list[Any]:
 
         def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
             logs = logs or {}
-            mark = " [green]★[/green]" if run.best_epoch == epoch + 1 else ""
+            mark = " [green]★[/green]" if run.state.best_epoch == epoch + 1 else ""
             self.progress.update(
                 self.task,
                 completed=run.steps_per_epoch,
@@ -272,74 +366,54 @@ def _make_callbacks(run: _Run) -> list[Any]:
 # --------------------------------------------------------------------------------------
 @dataclass
 class _Run:
-    """Mutable state of one training run, shared by the callbacks."""
+    """One training run: its settings, files and state, shared by the steps and callbacks."""
 
     settings: Settings
-    plan: TrainPlan
     recipe: Recipe
-    steps_per_epoch: int
-    patience: int
+    files: TrainFiles
+    state: ResumeState
     progress: Progress | None
-    fingerprint: str
+    steps_per_epoch: int = 0
     # False on the non-chief workers of a multi-worker run: only the chief writes files.
     writes: bool = True
-    history: dict[str, list[float]] = field(default_factory=dict)
-    best: dict[str, float] | None = None
-    best_epoch: int = 0
+    resumed_from: int | None = None
     best_weights: list[Any] | None = None
-    since_best: int = 0
-    epochs_done: int = 0
-    stopped_early: bool = False
-    train_seconds: float = 0.0
+    started: float = field(default_factory=time.perf_counter)
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
-    def model_path(self) -> Path:
-        return workspace_model_path(self.settings)
+    def plan(self) -> TrainPlan:
+        return self.state.plan
 
     @property
-    def checkpoint_path(self) -> Path:
-        return self.settings.models_path / CHECKPOINT_NAME
-
-    @property
-    def state_path(self) -> Path:
-        return self.settings.models_path / STATE_NAME
+    def patience(self) -> int:
+        return self.recipe.patience
 
     def save_best(self, model: Any) -> None:
         if self.writes:
-            save_inference_model(model, self.recipe, self.model_path)
+            _save(inference_copy(model, self.recipe), self.files.model)
 
     def save_checkpoint(self, model: Any) -> None:
         # Model with optimizer state first, then the state that points at it: a crash
         # between the two leaves the previous epoch's state, still consistent enough to
         # resume (one epoch is repeated).
-        if not self.writes:
-            return
-        write_with(self.checkpoint_path, lambda tmp: model.save(tmp))
-        write_json(
-            self.state_path,
-            {
-                "plan": self.plan.as_dict(),
-                "fingerprint": self.fingerprint,
-                "epochs_done": self.epochs_done,
-                "best": self.best,
-                "best_epoch": self.best_epoch,
-                "since_best": self.since_best,
-                "stopped_early": self.stopped_early,
-                "train_seconds": self.train_seconds,
-                "history": self.history,
-                "finished": False,
-            },
-        )
+        if self.writes:
+            _save(model, self.files.checkpoint)
+            write_json(self.files.state, self.state.to_json())
 
 
-def save_inference_model(model: Any, recipe: Recipe, path: Path) -> Path:
-    """Save ``model``'s weights in a fresh, uncompiled copy of its architecture: no
-    optimizer state (a third of the size) and no training objects to deserialize."""
+def inference_copy(model: Any, recipe: Recipe) -> Any:
+    """``model``'s weights in a fresh, uncompiled copy of its architecture: no optimizer
+    state (a third of the size) and no training objects to deserialize."""
     from digitctl.model import build_model
 
     clean = build_model(recipe)
     clean.set_weights(model.get_weights())
-    return write_with(path, lambda tmp: clean.save(tmp))
+    return clean
+
+
+def _save(model: Any, path: Path) -> Path:
+    return write_with(path, lambda tmp: model.save(tmp))
 
 
 def train_model(
@@ -350,246 +424,250 @@ def train_model(
     save_format: str = "keras",
 ) -> TrainResult:
     """Train the recipe's CNN on MNIST, keep the best epoch by validation accuracy, and
-    write the model, run record and artifacts into the workspace.
+    write the model, its card and the artifacts into the workspace.
 
     ``resume`` continues the interrupted run found in the workspace, with that run's own
     plan; settings that ask for a different plan are an error. Ctrl-C raises
     :class:`TrainingInterrupted` after the last completed epoch has been saved.
     """
-    started = time.perf_counter()
-    state = _read_state(settings) if resume else None
-    if state is not None:
-        plan = TrainPlan(**state["plan"])
-        _refuse_changed_plan(settings, plan)
-        # The data split must be the one the interrupted run trained on.
-        settings = settings.with_overrides(seed=plan.seed, val_split=plan.val_split)
-    else:
-        plan = resolve_plan(settings, save_format)
-    recipe = get_recipe(plan.recipe)
-
+    run, splits = _plan_run(settings, progress, resume, save_format)
     from digitctl._native import load_tensorflow
-    from digitctl.data import load_splits
-    from digitctl.distribute import cluster_from_environment, make_distribution
+    from digitctl.distribute import make_distribution
 
+    load_tensorflow(debug=run.settings.debug)
+    # Before any model: MultiWorkerMirroredStrategy must own the TF runtime.
+    dist = make_distribution(run.settings.strategy)
+    run.writes = dist.is_chief
+    model = _restore_or_build(run, dist, len(splits.x_train))
+    _fit(run, model, splits, dist)
+    return _write_outputs(run, model, splits, dist)
+
+
+def _plan_run(
+    settings: Settings, progress: Progress | None, resume: bool, save_format: str
+) -> tuple[_Run, Splits]:
+    """Step 1: the plan (saved or resolved), its state and its data (``--limit`` applied)."""
+    from dataclasses import replace
+
+    from digitctl.data import load_splits
+    from digitctl.distribute import cluster_from_environment
+
+    files = TrainFiles.for_settings(settings)
+    state = _read_state(settings, files) if resume else None
+    if state is not None:
+        _refuse_changed_plan(settings, state.plan)
+        # The data split must be the one the interrupted run trained on.
+        settings = settings.with_overrides(seed=state.plan.seed, val_split=state.plan.val_split)
+    plan = state.plan if state is not None else resolve_plan(settings, save_format)
+    run = _Run(settings, get_recipe(plan.recipe), files, state or ResumeState(plan, ""), progress)
     if settings.strategy == "multi-worker":
         cluster_from_environment()  # a bad TF_CONFIG fails before the data is prepared
-
     splits = load_splits(settings, progress=progress)
-    if state is not None and state["fingerprint"] != splits.fingerprint:
+    if state is not None and state.fingerprint != splits.fingerprint:
         raise DigitctlError(
             "cannot resume: the data differs from the interrupted run's "
             "(different files, split or seed); start afresh without --resume"
         )
-    x_train, y_train = splits.x_train, splits.y_train
+    run.state.fingerprint = splits.fingerprint
+    run.resumed_from = state.epochs_done if state is not None else None
     if plan.limit is not None:
-        x_train, y_train = x_train[: plan.limit], y_train[: plan.limit]
-    if len(x_train) == 0 or len(splits.x_val) == 0:
+        splits = replace(
+            splits, x_train=splits.x_train[: plan.limit], y_train=splits.y_train[: plan.limit]
+        )
+    if len(splits.x_train) == 0 or len(splits.x_val) == 0:
         raise DigitctlError("no training or validation images; check --limit and --val-split")
-    data_seconds = time.perf_counter() - started
-    load_tensorflow()
-    # Before any model: MultiWorkerMirroredStrategy must own the TF runtime.
-    dist = make_distribution(settings.strategy)
+    run.timings["data_seconds"] = time.perf_counter() - run.started
+    return run, splits
+
+
+def _restore_or_build(run: _Run, dist: Distribution, train_images: int) -> Any:
+    """Step 2: the interrupted run's checkpoint, or a new compiled model."""
+    import keras
+
+    from digitctl.model import build_and_compile
 
     # Each replica keeps the recipe's per-replica batch; the learning rate grows with
     # the global batch (the linear scaling rule).
-    global_batch = plan.batch_size * dist.replicas
-    learning_rate = plan.learning_rate * dist.replicas
-
-    import keras
-
-    from digitctl.model import build_and_compile, build_augmenter
-
-    steps_per_epoch = math.ceil(len(x_train) / global_batch)
-    run = _Run(
-        settings=settings,
-        plan=plan,
-        recipe=recipe,
-        steps_per_epoch=steps_per_epoch,
-        patience=recipe.patience,
-        progress=progress,
-        fingerprint=splits.fingerprint,
-        writes=dist.is_chief,
-    )
-    keras.utils.set_random_seed(plan.seed)
-    resumed_from: int | None = None
-    if state is not None:
-        resumed_from = int(state["epochs_done"])
-        run.history = {k: list(v) for k, v in state["history"].items()}
-        run.best = state["best"]
-        run.best_epoch = int(state["best_epoch"])
-        run.since_best = int(state["since_best"])
-        run.epochs_done = resumed_from
-        run.train_seconds = float(state["train_seconds"])
+    global_batch = run.plan.batch_size * dist.replicas
+    run.steps_per_epoch = math.ceil(train_images / global_batch)
+    keras.utils.set_random_seed(run.plan.seed)
+    if run.resumed_from is not None:
         with dist.strategy.scope():
-            model = _load_checkpoint(run.checkpoint_path)
-        if run.model_path.exists():
+            model = _load_checkpoint(run.files.checkpoint)
+        if run.files.model.exists():
             from digitctl.modelfiles import load_keras_model
 
-            run.best_weights = load_keras_model(run.model_path).get_weights()
-    else:
-        if run.writes:
-            _clear_checkpoint(run)
-        with dist.strategy.scope():
-            model = build_and_compile(
-                recipe,
-                learning_rate=learning_rate,
-                total_steps=steps_per_epoch * plan.epochs,
-                seed=plan.seed,
-            )
-    augmenter = build_augmenter(recipe, plan.seed) if plan.augment else None
-    dataset = training_dataset(x_train, y_train, global_batch, plan.seed, augmenter)
-    artifacts = settings.artifacts_path
-    artifact_paths = [artifacts / "history.json", artifacts / "training_history.png"]
-    if augmenter is not None and run.writes:
-        artifact_paths.append(
-            _augmented_sample(x_train, y_train, augmenter, artifacts / "augmented_sample.png")
+            run.best_weights = load_keras_model(run.files.model).get_weights()
+        return model
+    if run.writes:
+        for path in (run.files.checkpoint, run.files.state):
+            path.unlink(missing_ok=True)
+    with dist.strategy.scope():
+        return build_and_compile(
+            run.recipe,
+            learning_rate=run.plan.learning_rate * dist.replicas,
+            total_steps=run.steps_per_epoch * run.plan.epochs,
+            seed=run.plan.seed,
         )
 
+
+def _fit(run: _Run, model: Any, splits: Splits, dist: Distribution) -> None:
+    """Step 3: the epochs left to run (none when a resumed run had finished them)."""
+    from digitctl.model import build_augmenter
+
+    plan = run.plan
+    global_batch = plan.batch_size * dist.replicas
+    augmenter = build_augmenter(run.recipe, plan.seed) if plan.augment else None
+    dataset = training_dataset(splits.x_train, splits.y_train, global_batch, plan.seed, augmenter)
+    if augmenter is not None and run.writes:
+        _augmented_sample(splits.x_train, splits.y_train, augmenter, run.files.augmented_sample)
     fit_started = time.perf_counter()
-    setup_seconds = fit_started - started - data_seconds
+    run.timings["setup_seconds"] = fit_started - run.started - run.timings["data_seconds"]
+    common = {
+        "epochs": plan.epochs,
+        "initial_epoch": run.state.epochs_done,
+        "steps_per_epoch": run.steps_per_epoch,
+        "validation_data": (splits.x_val, splits.y_val),
+        "callbacks": _make_callbacks(run),
+    }
     try:
-        if run.epochs_done < plan.epochs and dist.name == "multi-worker":
+        if run.state.epochs_done < plan.epochs and dist.name == "multi-worker":
             from digitctl.distribute import fit_multi_worker
 
-            fit_multi_worker(
-                model,
-                dataset,
-                distribution=dist,
-                epochs=plan.epochs,
-                initial_epoch=run.epochs_done,
-                steps_per_epoch=steps_per_epoch,
-                global_batch=global_batch,
-                validation_data=(splits.x_val, splits.y_val),
-                callbacks=_make_callbacks(run),
-            )
-        elif run.epochs_done < plan.epochs:
-            model.fit(
-                dataset,
-                epochs=plan.epochs,
-                initial_epoch=run.epochs_done,
-                steps_per_epoch=steps_per_epoch,
-                validation_data=(splits.x_val, splits.y_val),
-                validation_batch_size=512,
-                shuffle=False,  # the dataset shuffles itself
-                callbacks=_make_callbacks(run),
-                verbose=0,
-            )
+            fit_multi_worker(model, dataset, distribution=dist, global_batch=global_batch, **common)
+        elif run.state.epochs_done < plan.epochs:
+            # shuffle=False: the dataset shuffles itself.
+            model.fit(dataset, validation_batch_size=512, shuffle=False, verbose=0, **common)
     except KeyboardInterrupt:
         raise TrainingInterrupted(_interrupted_message(run)) from None
-    fit_seconds = time.perf_counter() - fit_started
-
+    run.timings["fit_seconds"] = time.perf_counter() - fit_started
     if run.best_weights is None:  # pragma: no cover - fit always runs one epoch
         raise DigitctlError("training produced no epoch; nothing was saved")
     model.set_weights(run.best_weights)
-    distribution = {"strategy": dist.name, "replicas": dist.replicas, "is_chief": dist.is_chief}
 
-    def summary(artifacts: list[Path], extra: list[Path]) -> TrainResult:
-        return TrainResult(
-            model_path=run.model_path,
-            record_path=card_path_for(run.model_path),
-            artifacts=artifacts,
-            plan=plan,
-            epochs_run=run.epochs_done,
-            best_epoch=run.best_epoch,
-            best=dict(run.best or {}),
-            stopped_early=run.stopped_early,
-            resumed_from=resumed_from,
-            train_seconds=run.train_seconds,
-            total_seconds=time.perf_counter() - started,
-            train_images=len(x_train),
-            history=run.history,
-            extra_models=extra,
-            **distribution,
-        )
 
-    if not run.writes:
-        return summary([], [])
+def _write_outputs(run: _Run, model: Any, splits: Splits, dist: Distribution) -> TrainResult:
+    """Step 4: the exports, history, curves and model card (the chief only), and the
+    finished state."""
+    files, state = run.files, run.state
     extra: list[Path] = []
-    if plan.save_format == "h5":
-        h5_path = run.model_path.with_suffix(".h5")
-        write_with(h5_path, lambda tmp: _clean_copy(model, recipe).save(tmp))
-        extra.append(h5_path)
-    export_started = time.perf_counter()
-    lite = _write_lite(_clean_copy(model, recipe), lite_path_for(run.model_path))
-    if lite is not None:
-        extra.append(lite)
-    export_seconds = time.perf_counter() - export_started
+    artifacts: list[Path] = []
+    if run.writes:
+        clean = inference_copy(model, run.recipe)
+        if run.plan.save_format == SaveFormat.H5:
+            extra.append(_save(clean, files.h5))
+        export_started = time.perf_counter()
+        lite = _write_lite(clean, files.lite, debug=run.settings.debug)
+        extra += [lite] if lite is not None else []
+        run.timings["export_seconds"] = time.perf_counter() - export_started
+        artifacts = _write_history(run)
+        if run.plan.augment:
+            artifacts.append(files.augmented_sample)
+    run.timings["total_seconds"] = time.perf_counter() - run.started
+    if run.writes:
+        _model_card(run, model, splits, dist, extra).write(files.card)
+        files.checkpoint.unlink(missing_ok=True)  # the large resumable checkpoint
+        state.finished = True
+        write_json(files.state, state.to_json())
+    return TrainResult(
+        model_path=files.model,
+        record_path=files.card,
+        artifacts=artifacts,
+        plan=run.plan,
+        epochs_run=state.epochs_done,
+        best_epoch=state.best_epoch,
+        best=dict(state.best or {}),
+        stopped_early=state.stopped_early,
+        resumed_from=run.resumed_from,
+        train_seconds=state.train_seconds,
+        total_seconds=run.timings["total_seconds"],
+        train_images=len(splits.x_train),
+        history=state.history,
+        extra_models=extra,
+        strategy=dist.name,
+        replicas=dist.replicas,
+        is_chief=dist.is_chief,
+    )
 
-    history_document = {
-        "plan": plan.as_dict(),
-        "best_epoch": run.best_epoch,
-        "epochs": list(range(1, run.epochs_done + 1)),
-        **run.history,
-    }
-    write_json(artifact_paths[0], history_document)
+
+def _write_history(run: _Run) -> list[Path]:
     from digitctl import plots
 
-    plots.plot_training_history(run.history, artifact_paths[1], best_epoch=run.best_epoch)
+    state = run.state
+    document = {
+        "plan": run.plan.as_dict(),
+        "best_epoch": state.best_epoch,
+        "epochs": list(range(1, state.epochs_done + 1)),
+        **state.history,
+    }
+    write_json(run.files.history, document)
+    plots.plot_training_history(state.history, run.files.history_plot, best_epoch=state.best_epoch)
+    return [run.files.history, run.files.history_plot]
 
-    result = summary(artifact_paths, extra)
+
+def _model_card(
+    run: _Run, model: Any, splits: Splits, dist: Distribution, extra: list[Path]
+) -> ModelCard:
+    """The card of the trained model: the run record, validation metrics, history."""
+    state, settings = run.state, run.settings
+    best = state.best or {}
     record = {
-        "model": run.model_path.name,
-        "architecture": {**recipe.as_dict(), "parameters": int(model.count_params())},
-        "plan": plan.as_dict(),
+        "architecture": {**run.recipe.as_dict(), "parameters": int(model.count_params())},
+        "plan": run.plan.as_dict(),
         "distribution": {
-            **distribution,
-            "global_batch_size": global_batch,
-            "peak_learning_rate": learning_rate,
+            "strategy": dist.name,
+            "replicas": dist.replicas,
+            "is_chief": dist.is_chief,
+            "global_batch_size": run.plan.batch_size * dist.replicas,
+            "peak_learning_rate": run.plan.learning_rate * dist.replicas,
         },
         "settings": {
             k: str(v) if isinstance(v, Path) else v for k, v in settings.as_dict().items()
         },
         "data": {
-            "fingerprint": splits.fingerprint,
-            "train_images": len(x_train),
+            "fingerprint": state.fingerprint,
+            "train_images": len(splits.x_train),
             "validation_images": len(splits.x_val),
             "mirror": settings.mirror,
         },
         "versions": versions(),
+        # data: loading the splits; setup: building the model and the input pipeline (and
+        # loading a checkpoint); train: the epochs over resumed sessions too; fit: this
+        # session's fit call, epochs plus checkpoint saving.
         "timings": {
-            "data_seconds": round(data_seconds, 2),
-            # Building the model and the input pipeline (and loading a checkpoint).
-            "setup_seconds": round(setup_seconds, 2),
-            # Sum of the epochs (training steps and validation), over resumed sessions too.
-            "train_seconds": round(run.train_seconds, 2),
-            # Wall time of this session's fit call: epochs plus checkpoint saving.
-            "fit_seconds": round(fit_seconds, 2),
-            "export_seconds": round(export_seconds, 2),
-            "total_seconds": round(result.total_seconds, 2),
-            "epoch_seconds": [round(s, 2) for s in run.history.get("seconds", [])],
+            **{k: round(v, 2) for k, v in run.timings.items()},
+            "train_seconds": round(state.train_seconds, 2),
+            "epoch_seconds": [round(s, 2) for s in state.history.get("seconds", [])],
         },
-        "epochs_run": run.epochs_done,
-        "best_epoch": run.best_epoch,
-        "stopped_early": run.stopped_early,
-        "resumed_from": resumed_from,
-        "final_metrics": {
-            "val_accuracy": run.best["val_accuracy"] if run.best else None,
-            "val_loss": run.best["val_loss"] if run.best else None,
-            "train_accuracy": run.best["accuracy"] if run.best else None,
-            "train_loss": run.best["loss"] if run.best else None,
-        },
+        "epochs_run": state.epochs_done,
+        "best_epoch": state.best_epoch,
+        "stopped_early": state.stopped_early,
+        "resumed_from": run.resumed_from,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    write_json(result.record_path, record)
-    _finish_state(run)
-    return result
+    metrics = {
+        "val_accuracy": best.get("val_accuracy"),
+        "val_loss": best.get("val_loss"),
+        "train_accuracy": best.get("accuracy"),
+        "train_loss": best.get("loss"),
+    }
+    return ModelCard(
+        name=run.files.model.stem,
+        description=run.recipe.description,
+        files={p.suffix.lstrip("."): p.name for p in [run.files.model, *extra]},
+        metrics={k: v for k, v in metrics.items() if v is not None},
+        training=record,
+        history={"epochs": list(range(1, state.epochs_done + 1)), **state.history},
+    )
 
 
-def _clean_copy(model: Any, recipe: Recipe) -> Any:
-    from digitctl.model import build_model
-
-    clean = build_model(recipe)
-    clean.set_weights(model.get_weights())
-    return clean
-
-
-def _write_lite(model: Any, path: Path) -> Path | None:
+def _write_lite(model: Any, path: Path, debug: bool = False) -> Path | None:
     """The LiteRT export beside the model, when the export module is installed."""
     try:
         from digitctl.export import write_lite_export
     except ImportError:
         return None
-    return write_lite_export(model, path)
+    return write_lite_export(model, path, debug=debug)
 
 
 def _augmented_sample(x: np.ndarray, y: np.ndarray, augmenter: Any, path: Path) -> Path:
@@ -613,36 +691,41 @@ def _augmented_sample(x: np.ndarray, y: np.ndarray, augmenter: Any, path: Path) 
 
 
 def _interrupted_message(run: _Run) -> str:
-    if run.epochs_done == 0:
+    state = run.state
+    if state.epochs_done == 0:
         return "training interrupted before the first epoch finished; nothing was saved"
     return (
-        f"training interrupted after epoch {run.epochs_done}/{run.plan.epochs}; the best model "
-        f"so far (epoch {run.best_epoch}) is in {run.model_path}; continue with "
+        f"training interrupted after epoch {state.epochs_done}/{run.plan.epochs}; the best "
+        f"model so far (epoch {state.best_epoch}) is in {run.files.model}; continue with "
         "`digitctl train --resume`"
     )
 
 
-def _read_state(settings: Settings) -> dict[str, Any]:
-    path = settings.models_path / STATE_NAME
-    checkpoint = settings.models_path / CHECKPOINT_NAME
+def _read_state(settings: Settings, files: TrainFiles) -> ResumeState:
     try:
-        state = json.loads(path.read_text(encoding="utf-8"))
+        document = json.loads(files.state.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DigitctlError(
             f"nothing to resume: no interrupted run in {settings.models_path}; "
             "run `digitctl train` without --resume"
         ) from None
     except (OSError, ValueError) as exc:
-        raise DigitctlError(f"cannot read {path}: {exc}; start afresh without --resume") from None
-    if state.get("finished"):
+        raise DigitctlError(
+            f"cannot read {files.state}: {exc}; start afresh without --resume"
+        ) from None
+    if document.get("finished"):
         raise DigitctlError(
             f"nothing to resume: the last run in {settings.models_path} finished; "
             "run `digitctl train` without --resume to train again"
         )
-    if not checkpoint.exists():
-        raise DigitctlError(f"cannot resume: {checkpoint} is missing; start afresh")
-    state["plan"] = {**state["plan"]}
-    return state
+    if not files.checkpoint.exists():
+        raise DigitctlError(f"cannot resume: {files.checkpoint} is missing; start afresh")
+    try:
+        return ResumeState.from_json(document)
+    except (KeyError, TypeError) as exc:
+        raise DigitctlError(
+            f"cannot read {files.state}: {exc}; start afresh without --resume"
+        ) from None
 
 
 def _refuse_changed_plan(settings: Settings, plan: TrainPlan) -> None:
@@ -675,24 +758,4 @@ def _load_checkpoint(path: Path) -> Any:
         raise DigitctlError(f"cannot resume from {path}: {exc}; start afresh") from None
 
 
-def _clear_checkpoint(run: _Run) -> None:
-    for path in (run.checkpoint_path, run.state_path):
-        path.unlink(missing_ok=True)
-
-
-def _finish_state(run: _Run) -> None:
-    """Mark the run finished and drop the large resumable checkpoint."""
-    run.checkpoint_path.unlink(missing_ok=True)
-    write_json(
-        run.state_path,
-        {
-            "plan": run.plan.as_dict(),
-            "fingerprint": run.fingerprint,
-            "epochs_done": run.epochs_done,
-            "best_epoch": run.best_epoch,
-            "finished": True,
-        },
-    )
-
-
-__all__ = ["TrainPlan", "TrainResult", "resolve_plan", "train_model"]
+__all__ = ["ResumeState", "TrainFiles", "TrainPlan", "TrainResult", "resolve_plan", "train_model"]

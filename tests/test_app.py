@@ -251,11 +251,15 @@ def test_canvas_drawing_is_predicted_through_the_shared_path(
 
 def test_accuracy_text_reads_fractions_and_percentages() -> None:
     from digitctl.app.streamlit_app import accuracy_text
+    from digitctl.modelfiles import ModelCard
 
-    assert accuracy_text({"test_accuracy": 0.9931}) == "99.31%"
-    assert accuracy_text({"test_accuracy": 99.31}) == "99.31%"
-    assert accuracy_text({"metrics": {"test_accuracy": 0.99}}) == "99.00%"
-    assert accuracy_text({"final_metrics": {"val_accuracy": 0.99}}) == "unknown"
-    assert accuracy_text({"test_accuracy": True}) == "unknown"
-    assert accuracy_text({}) == "unknown"
+    def card(document: dict) -> ModelCard:
+        return ModelCard.from_json(document)
+
+    assert accuracy_text(card({"test_accuracy": 0.9931})) == "99.31%"  # a legacy flat card
+    assert accuracy_text(card({"test_accuracy": 99.31})) == "99.31%"
+    assert accuracy_text(card({"schema": 2, "metrics": {"test_accuracy": 0.99}})) == "99.00%"
+    assert accuracy_text(card({"final_metrics": {"val_accuracy": 0.99}})) == "unknown"
+    assert accuracy_text(card({"test_accuracy": True})) == "unknown"
+    assert accuracy_text(card({})) == "unknown"
     assert accuracy_text(None) == "unknown"

@@ -1,4 +1,4 @@
-"""Training: one epoch on the tiny fixture, its files, the run record, Ctrl-C and --resume."""
+"""Training: one epoch on the tiny fixture, its files, the model card, Ctrl-C and --resume."""
 
 from __future__ import annotations
 
@@ -46,13 +46,17 @@ def test_one_epoch_writes_model_history_curves_and_run_record(
     assert history["epochs"] == [1] and len(history["val_accuracy"]) == 1
     assert 0.0 <= history["val_accuracy"][0] <= 1.0 and history["loss"][0] > 0
 
-    record = json.loads((models / "best_model_card.json").read_text())
+    card = json.loads((models / "best_model_card.json").read_text())
+    assert card["schema"] == 2 and card["name"] == "best_model"
+    assert card["files"] == {"keras": "best_model.keras", "h5": "best_model.h5",
+                             "tflite": "best_model.tflite"}  # fmt: skip
+    record = card["training"]
     assert record["plan"]["epochs"] == 1 and record["plan"]["recipe"] == "fast"
     assert len(record["data"]["fingerprint"]) == 64 and record["data"]["train_images"] == 200
     assert record["data"]["validation_images"] == 40  # 10% of the 400 fixture images
     assert {"tensorflow", "keras", "python", "digitctl"} <= set(record["versions"])
     assert record["timings"]["train_seconds"] > 0
-    assert record["final_metrics"]["val_accuracy"] == pytest.approx(history["val_accuracy"][0])
+    assert card["metrics"]["val_accuracy"] == pytest.approx(history["val_accuracy"][0])
     # A finished run leaves nothing to resume and no large checkpoint behind.
     assert not (models / "last_checkpoint.keras").exists()
     assert json.loads((models / "train_state.json").read_text())["finished"] is True

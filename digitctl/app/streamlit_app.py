@@ -20,9 +20,11 @@ from PIL import Image
 
 from digitctl.config import Settings, load_settings
 from digitctl.errors import DigitctlError, ImageError, NoDigitFound
+from digitctl.process import tune_process
 
 if TYPE_CHECKING:
     from digitctl.inference import Prediction, Predictor
+    from digitctl.modelfiles import ModelCard
 
 _LOGGER = logging.getLogger("digitctl.app")
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp"]
@@ -53,30 +55,19 @@ def canvas_image(image_data: np.ndarray | None) -> Image.Image | None:
     return Image.fromarray(np.clip(grey, 0, 255).astype(np.uint8), mode="L")
 
 
-def card_metric(card: dict[str, Any] | None, key: str) -> float | None:
-    """A number named ``key`` at the top of a model card or one level down (a metrics table)."""
-    card = card or {}
-    candidates = [card.get(key)] + [v.get(key) for v in card.values() if isinstance(v, dict)]
-    for value in candidates:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    return None
-
-
 def percent_text(value: float | None) -> str:
     if value is None:
         return "unknown"
     return f"{value * 100 if value <= 1 else value:.2f}%"
 
 
-def accuracy_text(card: dict[str, Any] | None) -> str:
+def accuracy_text(card: ModelCard | None) -> str:
     """The card's test accuracy as a percentage ("unknown" when the card lacks it)."""
-    return percent_text(card_metric(card, "test_accuracy"))
+    return percent_text(card.metric("test_accuracy") if card else None)
 
 
 def model_name(predictor: Predictor) -> str:
-    card = predictor.card or {}
-    return str(card.get("name") or Path(predictor.path).stem)
+    return predictor.card.name if predictor.card else Path(predictor.path).stem
 
 
 def view_image(view: np.ndarray, scale: int = 6) -> Image.Image:
@@ -116,8 +107,9 @@ def show_sidebar(predictor: Predictor, settings: Settings) -> None:
         st.header("Model")
         st.markdown(f"**Name:** {model_name(predictor)}")
         st.markdown(f"**Test accuracy:** {accuracy_text(predictor.card)}")
-        validation = card_metric(predictor.card, "val_accuracy")
-        if card_metric(predictor.card, "test_accuracy") is None and validation is not None:
+        card = predictor.card
+        validation = card.metric("val_accuracy") if card else None
+        if card and card.metric("test_accuracy") is None and validation is not None:
             # A freshly trained model has no test figure yet; say what is known instead.
             st.markdown(f"**Validation accuracy:** {percent_text(validation)}")
         st.markdown(f"**Backend:** {predictor.backend}")
@@ -239,6 +231,7 @@ def main() -> None:
     st.set_page_config(page_title="digitctl: draw a digit", page_icon="✏️", layout="wide")
     try:
         settings = load_settings()
+        tune_process(predicting=True, debug=settings.debug)
         predictor = load_app_predictor(settings)
     except DigitctlError as exc:
         st.error(f"Cannot start: {exc}")
