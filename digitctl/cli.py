@@ -277,7 +277,7 @@ def train(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Train the CNN on MNIST and save the best model (by validation accuracy)."""
-    from digitctl import train as training
+    from digitctl import training
 
     settings = _state(ctx).settings(
         recipe=recipe,
@@ -317,7 +317,7 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
 ) -> None:
     """Evaluate a model on the 10,000 MNIST test images."""
-    from digitctl import evaluate as evaluation
+    from digitctl import evaluation
 
     settings = _state(ctx).settings(model=model, unsafe_load=unsafe_load, mirror=mirror)
     with ui.task_progress(transient=True) as progress:

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from digitctl.cli import app
-from digitctl.evaluate import compute_metrics
+from digitctl.evaluation import compute_metrics
 
 # The constant model below answers these probabilities for every image: always "3",
 # with 60% confidence.

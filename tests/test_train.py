@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from digitctl.cli import app
 from digitctl.config import Settings
 from digitctl.model import RECIPES, build_and_compile, get_recipe
-from digitctl.train import resolve_plan
+from digitctl.training import resolve_plan
 
 # Small and quick: the fast recipe's network, 200 images, batches of 50.
 QUICK = ["--recipe", "fast", "--limit", "200", "--batch-size", "50"]
@@ -101,7 +101,7 @@ def test_interrupt_keeps_best_model_and_resume_continues(
 ) -> None:
     import keras
 
-    from digitctl import train as training
+    from digitctl import training
 
     class CtrlCAfterFirstEpoch(keras.callbacks.Callback):
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
