@@ -1,12 +1,30 @@
-"""digitctl: handwritten-digit recognition from the command line.
+"""digitctl: handwritten-digit recognition from the command line, and from Python.
 
-Importing this package is cheap: TensorFlow, Streamlit, matplotlib and scikit-learn are
-imported only inside the functions that need them.
+Importing this package is cheap: no TensorFlow, no NumPy. ``load_model``, ``read``,
+``train`` and ``evaluate`` (:mod:`digitctl.api`) are loaded when first used, and they
+import the heavy libraries they need then.
 """
+
+from typing import Any
 
 from digitctl.config import Settings, load_settings
 from digitctl.errors import DigitctlError
 
 __version__ = "0.1.0"
 
-__all__ = ["DigitctlError", "Settings", "__version__", "load_settings"]
+_API = ("evaluate", "load_model", "read", "train")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        from digitctl import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'digitctl' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_API])
+
+
+__all__ = ["DigitctlError", "Settings", "__version__", "load_settings", *_API]

@@ -33,20 +33,16 @@ def native_stderr_silenced() -> Iterator[None]:
         os.close(saved)
 
 
-def wants_native_logs() -> bool:
-    """True under ``digitctl --debug`` (or DIGITCTL_DEBUG=1): then nothing is hidden."""
-    return os.environ.get("DIGITCTL_DEBUG", "") not in ("", "0")
-
-
-def load_tensorflow() -> Any:
+def load_tensorflow(debug: bool = False) -> Any:
     """Import TensorFlow and Keras and initialise the devices, quietly; return ``keras``.
 
     Idempotent and cheap after the first call. Call it before the first TensorFlow work
-    of a command so that the start-up lines never reach the terminal.
+    of a command so that the start-up lines never reach the terminal; ``debug``
+    (``settings.debug``, ``digitctl --debug``) lets them through.
     """
     if "tensorflow" in sys.modules and "keras" in sys.modules:
         return sys.modules["keras"]
-    context = contextlib.nullcontext() if wants_native_logs() else native_stderr_silenced()
+    context = contextlib.nullcontext() if debug else native_stderr_silenced()
     with context:
         import keras
         import tensorflow as tf

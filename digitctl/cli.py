@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import os
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from digitctl import __version__, ui
+from digitctl.choices import ExportFormat, RecipeName, SaveFormat, Strategy
 from digitctl.config import Settings, describe, load_settings
 from digitctl.errors import DigitctlError
 
@@ -101,8 +101,9 @@ def main_callback(
         Path | None, typer.Option(help="Where downloaded and processed data is cached.")
     ] = None,
     debug: Annotated[
-        bool, typer.Option("--debug", help="Show full tracebacks on errors.")
-    ] = os.environ.get("DIGITCTL_DEBUG", "") not in ("", "0"),
+        bool,
+        typer.Option("--debug", help="Show full tracebacks on errors and native libraries' logs."),
+    ] = False,
     version: Annotated[
         bool,
         typer.Option(
@@ -111,13 +112,12 @@ def main_callback(
     ] = False,
 ) -> None:
     """Recognise handwritten digits: download MNIST, train a CNN, evaluate, predict, serve."""
-    if debug:
-        # --debug also shows TensorFlow's native start-up logs (see digitctl._native).
-        os.environ["DIGITCTL_DEBUG"] = "1"
     ctx.obj = CliState(
         config_file=config,
-        debug=debug,
-        overrides={"workspace": workspace, "cache_dir": cache_dir},
+        # Read here too, not only as the `debug` setting: a traceback is wanted even when
+        # the settings themselves fail to load.
+        debug=debug or os.environ.get("DIGITCTL_DEBUG", "") not in ("", "0"),
+        overrides={"workspace": workspace, "cache_dir": cache_dir, "debug": debug or None},
     )
 
 
@@ -227,16 +227,12 @@ def preprocess(
         ui.info(f"  wrote {artifact}")
 
 
-def _not_built_yet(name: str) -> None:
-    raise DigitctlError(f"`digitctl {name}` is not built yet in this version; see the changelog")
-
-
 @app.command()
 @handles_errors
 def train(
     ctx: typer.Context,
     recipe: Annotated[
-        str | None,
+        RecipeName | None,
         typer.Option(
             help="Training recipe: best (highest MNIST accuracy), fast (>= 99% in ~20 s) or "
             "robust (framed digits and a 'not a digit' class; the bundled model's)."
@@ -271,10 +267,11 @@ def train(
         ),
     ] = False,
     save_format: Annotated[
-        str, typer.Option("--format", help="keras, or h5 to write the legacy .h5 file as well.")
-    ] = "keras",
+        SaveFormat,
+        typer.Option("--format", help="keras, or h5 to write the legacy .h5 file as well."),
+    ] = SaveFormat.KERAS,
     strategy: Annotated[
-        str | None,
+        Strategy | None,
         typer.Option(
             help="default, mirrored (all local GPUs) or multi-worker (machines in TF_CONFIG)."
         ),
@@ -291,7 +288,7 @@ def train(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Train the CNN on MNIST and save the best model (by validation accuracy)."""
-    from digitctl import train as training
+    from digitctl import training
 
     settings = _state(ctx).settings(
         recipe=recipe,
@@ -313,34 +310,7 @@ def train(
     if as_json:
         ui.print_json(result.as_dict())
         return
-    best = result.best
-    rows = [
-        ("recipe", result.plan.recipe),
-        (
-            "epochs run",
-            f"{result.epochs_run} of {result.plan.epochs}"
-            + (" (stopped early)" if result.stopped_early else ""),
-        ),
-        *((("resumed after epoch", result.resumed_from),) if result.resumed_from else ()),
-        ("best epoch", result.best_epoch),
-        ("validation accuracy", f"{best['val_accuracy']:.4%}"),
-        ("validation loss", f"{best['val_loss']:.4f}"),
-        ("training accuracy", f"{best['accuracy']:.4%}"),
-        ("training images", f"{result.train_images:,}"),
-        ("augmentation", "on" if result.plan.augment else "off"),
-        ("training time", f"{result.train_seconds:.1f} s"),
-        ("model", result.model_path),
-        ("run record", result.record_path),
-        *(("also", path) for path in result.extra_models),
-        *(("artifact", path) for path in result.artifacts),
-    ]
-    if result.strategy != "default":
-        rows.insert(1, ("strategy", f"{result.strategy}, {result.replicas} replica(s)"))
-    if not result.is_chief:
-        written = ("model", "run record", "also", "artifact")
-        rows = [row for row in rows if row[0] not in written]
-        rows.append(("files", "none on this worker: the chief writes the model"))
-    ui.out_console().print(ui.table("Training summary", ["", ""], rows))
+    ui.out_console().print(ui.table("Training summary", ["", ""], result.summary_rows()))
 
 
 @app.command()
@@ -359,7 +329,7 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
 ) -> None:
     """Evaluate a model on the 10,000 MNIST test images."""
-    from digitctl import evaluate as evaluation
+    from digitctl import evaluation
 
     settings = _state(ctx).settings(model=model, unsafe_load=unsafe_load, mirror=mirror)
     with ui.task_progress(transient=True) as progress:
@@ -395,8 +365,9 @@ def evaluate(
             [(d, *result.confusion[i].tolist()) for i, d in enumerate(digits)],
         )
         console.print(matrix)
-    for path in [result.metrics_path, *result.artifacts]:
-        ui.info(f"  wrote {path}")
+    for path in [result.metrics_path, *result.artifacts, result.card_path]:
+        if path is not None:
+            ui.info(f"  wrote {path}")
 
 
 def _prediction_table(outcomes: list[Any], backend: str) -> Any:
@@ -476,10 +447,9 @@ def predict(
     Every digit is read, left to right (lines top to bottom): a number such as "2026" is one
     answer. Letters, symbols and drawings are answered "not a digit".
     """
-    if "numpy" not in sys.modules:
-        # OpenBLAS starts a thread per core when numpy loads, and they spin after each call;
-        # preprocessing's tiny solves gain nothing from them: 0.12 s of CPU per run, measured.
-        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    from digitctl.process import tune_process
+
+    tune_process(predicting=True, debug=_state(ctx).debug)  # before numpy loads
     from digitctl import inference
 
     settings = _state(ctx).settings(model=model, unsafe_load=unsafe_load)
@@ -499,7 +469,9 @@ def predict(
         ui.info(f"wrote {len(written)} view(s) to {save_view}")
     if plot and outcomes[0].reading is not None:
         target = settings.artifacts_path / "prediction_result.png"
-        inference.plot_reading(items[0].source, outcomes[0].reading, target)
+        from digitctl.plots import plot_reading
+
+        plot_reading(items[0].source, outcomes[0].reading, target)
         ui.info(f"wrote {target}")
     if not as_json:
         ui.out_console().print(_prediction_table(outcomes, predictor.backend))
@@ -516,9 +488,9 @@ def export(
         typer.Option(help="The .keras/.h5 model to export (default: workspace, else bundled)."),
     ] = None,
     fmt: Annotated[
-        str,
+        ExportFormat,
         typer.Option("--format", help="tflite (LiteRT, used by predict), onnx or savedmodel."),
-    ] = "tflite",
+    ] = ExportFormat.TFLITE,
     limit: Annotated[
         int | None,
         typer.Option(min=1, help="Check agreement on the first N test images only (quick)."),
@@ -530,10 +502,6 @@ def export(
     """Export a model for TensorFlow-free serving, checked against Keras on the test set."""
     from digitctl import export as exporting
 
-    if fmt not in exporting.FORMATS:
-        raise typer.BadParameter(
-            f"{fmt!r} is not one of {', '.join(exporting.FORMATS)}", param_hint="--format"
-        )
     settings = _state(ctx).settings(model=model, unsafe_load=unsafe_load, mirror=mirror)
     with ui.task_progress(transient=True) as progress:
         progress.add_task(f"exporting to {fmt} and checking", total=None, status="")

@@ -16,13 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from digitctl.choices import RecipeName, Strategy, names
 from digitctl.errors import ConfigError
 
 CONFIG_FILENAME = "digitctl.toml"
 ENV_PREFIX = "DIGITCTL_"
-
-RECIPES = ("best", "fast", "robust")
-STRATEGIES = ("default", "mirrored", "multi-worker")
 
 
 @dataclass(frozen=True)
@@ -44,7 +42,7 @@ class Settings:
     epochs: int | None = None
     batch_size: int | None = None
     learning_rate: float | None = None
-    augment: bool = True
+    augment: bool | None = None  # None: the recipe's (`fast` trains without)
     limit: int | None = None
     strategy: str = "default"
     init_model: Path | None = None  # start training from this model's weights
@@ -56,8 +54,13 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8501
     max_upload_mb: int = 5
+    # Diagnostics: full tracebacks and the native libraries' start-up logs
+    debug: bool = False
 
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        _validate(self)
 
     # ---- derived paths -------------------------------------------------------------
     @property
@@ -177,17 +180,25 @@ _KIND_WORDS = {
 }
 
 
+def _source(settings: Settings, name: str) -> str:
+    if name in settings.sources:
+        return settings.sources[name]
+    default = next(f.default for f in setting_fields() if f.name == name)
+    return "default" if getattr(settings, name) == default else "Settings(...) in Python"
+
+
 def _validate(settings: Settings) -> None:
+    """Raise ConfigError for the first value out of range, naming where it came from."""
+
     def fail(name: str, why: str) -> None:
-        source = settings.sources.get(name, "default")
-        raise ConfigError(f"{name} (from {source}) {why}")
+        raise ConfigError(f"{name} (from {_source(settings, name)}) {why}")
 
     if not 0.0 < settings.val_split < 0.5:
         fail("val_split", f"must be between 0 and 0.5, got {settings.val_split}")
-    if settings.recipe not in RECIPES:
-        fail("recipe", f"must be one of {', '.join(RECIPES)}, got {settings.recipe!r}")
-    if settings.strategy not in STRATEGIES:
-        fail("strategy", f"must be one of {', '.join(STRATEGIES)}, got {settings.strategy!r}")
+    if settings.recipe not in RecipeName.__members__.values():
+        fail("recipe", f"must be one of {names(RecipeName)}, got {settings.recipe!r}")
+    if settings.strategy not in Strategy.__members__.values():
+        fail("strategy", f"must be one of {names(Strategy)}, got {settings.strategy!r}")
     for name in ("epochs", "batch_size", "limit"):
         value = getattr(settings, name)
         if value is not None and value < 1:
@@ -222,9 +233,7 @@ def _apply(base: Settings, changes: Mapping[str, Any], source: str) -> Settings:
             raise _unknown_key(name, source)
         values[name] = coerce(name, value, source)
         sources[name] = source
-    result = dataclasses.replace(base, **values, sources=sources)
-    _validate(result)
-    return result
+    return dataclasses.replace(base, **values, sources=sources)  # validated as it is built
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -263,17 +272,8 @@ def environment_values(environ: Mapping[str, str]) -> dict[str, str]:
     return values
 
 
-# Variables that belong to digitctl but are not settings (they steer the CLI itself).
-_ENV_IGNORED = {
-    "config",
-    "debug",
-    # Used by the test suite and CI, not by digitctl itself.
-    "require_browser",
-    "screenshots",
-    "test_model",
-    "mnist_mirror",
-    "test_mnist",
-}
+# Variables that belong to digitctl but are not settings: DIGITCTL_CONFIG names the file.
+_ENV_IGNORED = {"config"}
 
 
 def load_settings(

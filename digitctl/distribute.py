@@ -116,50 +116,11 @@ def fit_multi_worker(
     Keras callbacks are driven as ``fit`` would drive them.
     """
     import keras
-    import numpy as np
     import tensorflow as tf
 
     strategy = distribution.strategy
-    optimizer = model.optimizer
-    per_example_loss = keras.losses.SparseCategoricalCrossentropy(reduction=None)
-    iterator = iter(strategy.experimental_distribute_dataset(dataset))
-
-    def replica_step(images: Any, labels: Any) -> tuple[Any, Any]:
-        with tf.GradientTape() as tape:
-            probabilities = model(images, training=True)
-            loss = tf.nn.compute_average_loss(
-                per_example_loss(labels, probabilities), global_batch_size=global_batch
-            )
-            if model.losses:
-                loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
-        gradients = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=True))
-        predicted = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
-        correct = tf.reduce_sum(tf.cast(tf.equal(predicted, tf.cast(labels, tf.int64)), "float32"))
-        return loss, correct
-
-    @tf.function
-    def train_step() -> tuple[Any, Any]:
-        images, labels = next(iterator)
-        loss, correct = strategy.run(replica_step, args=(images, labels))
-        return (
-            strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None),
-            strategy.reduce(tf.distribute.ReduceOp.SUM, correct, axis=None),
-        )
-
-    @tf.function
-    def predict_batch(images: Any) -> Any:
-        return model(images, training=False)
-
-    def validate() -> tuple[float, float]:
-        x_val, y_val = validation_data
-        losses, correct = [], 0
-        for start in range(0, len(x_val), 512):
-            probabilities = predict_batch(x_val[start : start + 512]).numpy()
-            labels = y_val[start : start + 512]
-            losses.append(per_example_loss(labels, probabilities).numpy())
-            correct += int(np.sum(np.argmax(probabilities, axis=-1) == labels))
-        return float(np.concatenate(losses).mean()), correct / len(x_val)
+    train_step = _train_step(model, strategy, dataset, global_batch)
+    validate = _validation(model, *validation_data)
 
     callback_list = keras.callbacks.CallbackList(
         callbacks, model=model, epochs=epochs, steps=steps_per_epoch, verbose=0
@@ -198,3 +159,62 @@ def fit_multi_worker(
         if model.stop_training:
             break
     callback_list.on_train_end()
+
+
+def _train_step(model: Any, strategy: Any, dataset: Any, global_batch: int) -> Any:
+    """One synchronous step on every replica: (summed loss, summed correct answers)."""
+    import keras
+    import tensorflow as tf
+
+    optimizer = model.optimizer
+    per_example_loss = keras.losses.SparseCategoricalCrossentropy(reduction=None)
+    iterator = iter(strategy.experimental_distribute_dataset(dataset))
+
+    def replica_step(images: Any, labels: Any) -> tuple[Any, Any]:
+        with tf.GradientTape() as tape:
+            probabilities = model(images, training=True)
+            loss = tf.nn.compute_average_loss(
+                per_example_loss(labels, probabilities), global_batch_size=global_batch
+            )
+            if model.losses:
+                loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
+        gradients = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=True))
+        predicted = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
+        correct = tf.reduce_sum(tf.cast(tf.equal(predicted, tf.cast(labels, tf.int64)), "float32"))
+        return loss, correct
+
+    @tf.function
+    def train_step() -> tuple[Any, Any]:
+        images, labels = next(iterator)
+        loss, correct = strategy.run(replica_step, args=(images, labels))
+        return (
+            strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None),
+            strategy.reduce(tf.distribute.ReduceOp.SUM, correct, axis=None),
+        )
+
+    return train_step
+
+
+def _validation(model: Any, x_val: Any, y_val: Any) -> Any:
+    """A function computing (mean loss, accuracy) on the validation set, on this worker."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    per_example_loss = keras.losses.SparseCategoricalCrossentropy(reduction=None)
+
+    @tf.function
+    def predict_batch(images: Any) -> Any:
+        return model(images, training=False)
+
+    def validate() -> tuple[float, float]:
+        losses, correct = [], 0
+        for start in range(0, len(x_val), 512):
+            probabilities = predict_batch(x_val[start : start + 512]).numpy()
+            labels = y_val[start : start + 512]
+            losses.append(per_example_loss(labels, probabilities).numpy())
+            correct += int(np.sum(np.argmax(probabilities, axis=-1) == labels))
+        return float(np.concatenate(losses).mean()), correct / len(x_val)
+
+    return validate

@@ -16,16 +16,20 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from digitctl._native import load_tensorflow, native_stderr_silenced, wants_native_logs
+from digitctl._native import load_tensorflow, native_stderr_silenced
 from digitctl.atomic import atomic_path
+from digitctl.choices import ExportFormat, choose
 from digitctl.errors import DigitctlError, ModelError
 from digitctl.modelfiles import lite_path_for, load_keras_model, resolve_model_path
+from digitctl.runners import KerasRunner, LiteRTRunner, OnnxRunner, SavedModelRunner, run_batched
 
-FORMATS = ("tflite", "onnx", "savedmodel")
+if TYPE_CHECKING:
+    from digitctl.config import Settings
+
 REQUIRED_AGREEMENT = 0.999
 
 
@@ -47,50 +51,48 @@ class ExportResult:
 
 def export_path_for(model_path: Path, fmt: str) -> Path:
     """Where the ``fmt`` export of ``model_path`` goes: beside it, same stem."""
-    if fmt == "tflite":
+    fmt = choose(ExportFormat, fmt, "export format")
+    if fmt is ExportFormat.TFLITE:
         return lite_path_for(model_path)
-    if fmt == "onnx":
+    if fmt is ExportFormat.ONNX:
         return model_path.with_suffix(".onnx")
-    if fmt == "savedmodel":
-        return model_path.with_name(model_path.stem + "_savedmodel")
-    raise DigitctlError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
-
-
-def _input_shape(model: Any) -> tuple[int, ...]:
-    shape = tuple(model.inputs[0].shape[1:]) if getattr(model, "inputs", None) else (28, 28, 1)
-    return tuple(28 if d is None else int(d) for d in shape)
+    return model_path.with_name(model_path.stem + "_savedmodel")
 
 
 def _ensure_called(model: Any) -> None:
     # Keras refuses to export a freshly loaded model that was "never called".
-    model(np.zeros((1, *_input_shape(model)), dtype=np.float32), training=False)
+    shape = KerasRunner(model).input_shape
+    model(np.zeros((1, *shape), dtype=np.float32), training=False)
 
 
 @contextlib.contextmanager
-def _converter_quiet() -> Iterator[None]:
-    """The LiteRT converter logs every pass natively; hide that unless --debug."""
-    if wants_native_logs():
+def _converter_quiet(debug: bool) -> Iterator[None]:
+    """The LiteRT converter logs every pass natively; hide that unless ``debug``."""
+    if debug:
         yield
     else:
         with native_stderr_silenced():
             yield
 
 
-def write_lite_export(model: Any, path: str | os.PathLike[str]) -> Path:
-    """Write ``model`` (a Keras model object) as a LiteRT flatbuffer at ``path``, atomically."""
-    load_tensorflow()
+def write_lite_export(model: Any, path: str | os.PathLike[str], debug: bool = False) -> Path:
+    """Write ``model`` (a Keras model object) as a LiteRT flatbuffer at ``path``, atomically.
+
+    ``debug`` lets the converter's native logs through.
+    """
+    load_tensorflow(debug=debug)
     path = Path(path)
     _ensure_called(model)
     with atomic_path(path) as tmp:
         try:
-            with _converter_quiet():
+            with _converter_quiet(debug):
                 model.export(str(tmp), format="litert", verbose=False)
         except Exception as exc:  # the converter raises many kinds
             raise ModelError(f"cannot export the model to LiteRT: {exc}") from exc
     return path
 
 
-def _write_onnx(model: Any, path: Path) -> Path:
+def _write_onnx(model: Any, path: Path, debug: bool = False) -> Path:
     _ensure_called(model)
     with atomic_path(path) as tmp:
         try:
@@ -105,7 +107,7 @@ def _write_onnx(model: Any, path: Path) -> Path:
     return path
 
 
-def _write_savedmodel(model: Any, path: Path) -> Path:
+def _write_savedmodel(model: Any, path: Path, debug: bool = False) -> Path:
     """SavedModel is a directory: build it beside the target, then swap it in."""
     _ensure_called(model)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -125,55 +127,27 @@ def _write_savedmodel(model: Any, path: Path) -> Path:
     return path
 
 
-def _lite_runner(path: Path) -> Callable[[np.ndarray], np.ndarray]:
-    from digitctl.inference import LiteRTRunner
-
-    return LiteRTRunner(path)
-
-
-def _onnx_runner(path: Path) -> Callable[[np.ndarray], np.ndarray]:
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-
-    def run(x: np.ndarray) -> np.ndarray:
-        return session.run(None, {name: x.astype(np.float32)})[0]
-
-    return run
-
-
-def _savedmodel_runner(path: Path) -> Callable[[np.ndarray], np.ndarray]:
-    import tensorflow as tf
-
-    loaded = tf.saved_model.load(str(path))
-    serve = loaded.signatures["serving_default"]
-    key = next(iter(serve.structured_input_signature[1]))
-
-    def run(x: np.ndarray) -> np.ndarray:
-        outputs = serve(**{key: tf.constant(x, dtype=tf.float32)})
-        return next(iter(outputs.values())).numpy()
-
-    return run
-
-
-_WRITERS = {"tflite": write_lite_export, "onnx": _write_onnx, "savedmodel": _write_savedmodel}
-_RUNNERS = {"tflite": _lite_runner, "onnx": _onnx_runner, "savedmodel": _savedmodel_runner}
-
-
-def _batched(run: Callable[[np.ndarray], np.ndarray], x: np.ndarray, batch: int) -> np.ndarray:
-    return np.concatenate([run(x[i : i + batch]) for i in range(0, len(x), batch)])
+_WRITERS: dict[str, Callable[..., Path]] = {
+    ExportFormat.TFLITE: write_lite_export,
+    ExportFormat.ONNX: _write_onnx,
+    ExportFormat.SAVEDMODEL: _write_savedmodel,
+}
+# Each opens an export: path -> callable (N, 28, 28, 1) -> (N, 10).
+_RUNNERS: dict[str, Callable[[Path], Callable[[np.ndarray], np.ndarray]]] = {
+    ExportFormat.TFLITE: LiteRTRunner,
+    ExportFormat.ONNX: OnnxRunner,
+    ExportFormat.SAVEDMODEL: SavedModelRunner,
+}
 
 
 def check_agreement(
     fmt: str, path: Path, model: Any, x: np.ndarray, batch: int = 256
 ) -> tuple[float, float]:
     """(share of images with the same top digit, max |Δp|) of the export against Keras."""
-    x = x.reshape((len(x), *_input_shape(model))).astype(np.float32)
-    expected = np.concatenate(
-        [np.asarray(model(x[i : i + batch], training=False)) for i in range(0, len(x), batch)]
-    )
-    actual = _batched(_RUNNERS[fmt](path), x, batch)
+    keras_runner = KerasRunner(model)
+    x = x.reshape((len(x), *keras_runner.input_shape)).astype(np.float32)
+    expected = run_batched(keras_runner, x, batch)
+    actual = run_batched(_RUNNERS[fmt](path), x, batch)
     agreement = float(np.mean(expected.argmax(1) == actual.argmax(1)))
     return agreement, float(np.max(np.abs(expected - actual)))
 
@@ -184,23 +158,23 @@ def export_model(
     x_test: np.ndarray | None = None,
     output: Path | None = None,
     unsafe: bool = False,
+    debug: bool = False,
 ) -> ExportResult:
     """Export the Keras model at ``model_path`` as ``fmt`` and check it on ``x_test``.
 
     Raises ModelError when fewer than 99.9% of the test images get the same digit from
     the export as from Keras (the export is written either way, for inspection).
     """
-    if fmt not in FORMATS:
-        raise DigitctlError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    fmt = choose(ExportFormat, fmt, "export format")
     if model_path.suffix not in (".keras", ".h5"):
         raise ModelError(
             f"{model_path} is not a Keras model (.keras or .h5); export needs the Keras file"
         )
-    load_tensorflow()
-    model = load_keras_model(model_path, unsafe=unsafe)
+    load_tensorflow(debug=debug)
+    model = load_keras_model(model_path, unsafe=unsafe, debug=debug)
     target = output if output is not None else export_path_for(model_path, fmt)
     try:
-        _WRITERS[fmt](model, target)
+        _WRITERS[fmt](model, target, debug=debug)
     except OSError as exc:
         raise ModelError(
             f"cannot write {target}: {exc.strerror or exc}; export a copy of the model "
@@ -210,7 +184,7 @@ def export_model(
         raise DigitctlError("no test images to check the export against")
     agreement, max_diff = check_agreement(fmt, target, model, x_test)
     result = ExportResult(
-        format=fmt,
+        format=fmt.value,
         source=model_path,
         path=target,
         images=len(x_test),
@@ -228,7 +202,7 @@ def export_model(
 
 
 def export_for_settings(
-    settings: Any, model: Path | None = None, fmt: str = "tflite", limit: int | None = None
+    settings: Settings, model: Path | None = None, fmt: str = "tflite", limit: int | None = None
 ) -> ExportResult:
     """`digitctl export`: resolve the model, load the test set, export and check."""
     from digitctl import data
@@ -236,7 +210,9 @@ def export_for_settings(
     model_path = resolve_model_path(settings, model)
     splits = data.load_splits(settings)
     x_test = splits.x_test if limit is None else splits.x_test[:limit]
-    return export_model(model_path, fmt, x_test=x_test, unsafe=settings.unsafe_load)
+    return export_model(
+        model_path, fmt, x_test=x_test, unsafe=settings.unsafe_load, debug=settings.debug
+    )
 
 
 def _size(path: Path) -> int:

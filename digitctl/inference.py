@@ -10,29 +10,31 @@ in ONNX Runtime.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from digitctl import reading
-from digitctl._native import native_stderr_silenced
 from digitctl.errors import DigitctlError, ImageError, ModelError, NoDigitFound
 from digitctl.imaging import ImageSource, decode_grey, is_image_path
-from digitctl.modelfiles import card_path_for, lite_path_for, resolve_model_path
+from digitctl.modelfiles import ModelCard, lite_path_for, read_card, resolve_model_path
+from digitctl.runners import KerasRunner, LiteRTRunner, OnnxRunner, run_batched
 
 if TYPE_CHECKING:
     from digitctl.config import Settings
 
-BATCH = 256  # big enough to amortise interpreter calls, small enough for little memory
+# One interpreter thread: readings score a few views per image, and big batches already
+# keep every core busy with preprocessing workers.
+LITERT_THREADS = 1
 DECIDE_BATCH = 64  # images whose views are scored together
 PARALLEL_FROM = 400  # below this many images, starting worker processes does not pay
 STALE_AFTER_S = 60.0  # a .keras this much newer than its .tflite was replaced since export
+T = TypeVar("T")
 
 
 @dataclass
@@ -51,72 +53,6 @@ class Prediction:
     def top(self, k: int = 3) -> list[tuple[int, float]]:
         order = np.argsort(self.probabilities)[::-1][:k]
         return [(int(i), float(self.probabilities[i])) for i in order]
-
-
-# --------------------------------------------------------------------------------------
-# runners: (N, *input_shape) float32 -> (N, 10)
-# --------------------------------------------------------------------------------------
-class LiteRTRunner:
-    """A LiteRT interpreter that accepts any batch size."""
-
-    def __init__(self, path: Path, num_threads: int | None = None) -> None:
-        from ai_edge_litert.interpreter import Interpreter
-
-        threads = num_threads or min(4, os.cpu_count() or 1)
-        try:
-            self._interpreter = Interpreter(model_path=str(path), num_threads=threads)
-        except (ValueError, RuntimeError) as exc:
-            raise ModelError(f"cannot load LiteRT model {path}: {exc}") from None
-        detail = self._interpreter.get_input_details()[0]
-        self._input = detail["index"]
-        self._output = self._interpreter.get_output_details()[0]["index"]
-        self.input_shape = tuple(int(d) for d in detail["shape"][1:])
-        self._batch = -1
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        if len(x) != self._batch:
-            self._interpreter.resize_tensor_input(self._input, [len(x), *self.input_shape])
-            with native_stderr_silenced():
-                self._interpreter.allocate_tensors()
-            self._batch = len(x)
-        self._interpreter.set_tensor(self._input, np.ascontiguousarray(x, dtype=np.float32))
-        self._interpreter.invoke()
-        return self._interpreter.get_tensor(self._output).copy()
-
-
-class OnnxRunner:
-    def __init__(self, path: Path) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        try:
-            self._session = ort.InferenceSession(
-                str(path), options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own exception types
-            raise ModelError(f"cannot load ONNX model {path}: {exc}") from None
-        detail = self._session.get_inputs()[0]
-        self._name = detail.name
-        self.input_shape = tuple(28 if not isinstance(d, int) else d for d in detail.shape[1:])
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return self._session.run(None, {self._name: x.astype(np.float32, copy=False)})[0]
-
-
-class KerasRunner:
-    """The fallback: imports TensorFlow (slow to start, heavy), used when no export exists."""
-
-    def __init__(self, path: Path, unsafe: bool = False) -> None:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        from digitctl.modelfiles import load_keras_model
-
-        self._model = load_keras_model(path, unsafe=unsafe)
-        shape = self._model.inputs[0].shape[1:]
-        self.input_shape = tuple(28 if d is None else int(d) for d in shape)
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(self._model(x, training=False))
 
 
 def _softmax_if_logits(scores: np.ndarray) -> np.ndarray:
@@ -143,7 +79,7 @@ class Predictor:
         backend: str,
         runner: Callable[[np.ndarray], np.ndarray],
         input_shape: Sequence[int],
-        card: dict[str, Any] | None = None,
+        card: ModelCard | None = None,
         uncertain_below: float = 0.6,
     ) -> None:
         self.path = path
@@ -152,10 +88,8 @@ class Predictor:
         self.uncertain_below = uncertain_below
         self._runner = runner
         self._input_shape = tuple(input_shape)
-        calibration = (card or {}).get("calibration") or {}
-        self.temperature = float(calibration.get("temperature") or 1.0)
-        threshold = calibration.get("reject_threshold")
-        self.reject_threshold = float(threshold) if threshold is not None else None
+        self.temperature = float(card.temperature) if card is not None else 1.0
+        self.reject_threshold = card.reject_threshold if card is not None else None
 
     def __repr__(self) -> str:
         return f"Predictor(path={str(self.path)!r}, backend={self.backend!r})"
@@ -173,8 +107,7 @@ class Predictor:
         if count == 0:
             return np.zeros((0, 10), dtype=np.float32)
         x = views.reshape((count, *self._input_shape))
-        out = [self._runner(x[i : i + BATCH]) for i in range(0, count, BATCH)]
-        probabilities = _softmax_if_logits(np.concatenate(out).astype(np.float32, copy=False))
+        probabilities = _softmax_if_logits(run_batched(self._runner, x).astype(np.float32))
         if self.temperature != 1.0:
             probabilities = _tempered(probabilities, self.temperature)
         return probabilities
@@ -225,12 +158,7 @@ class Predictor:
         ``workers`` > 1 decodes and lays out in that many forked processes; the model
         runs here, on the views of up to ``DECIDE_BATCH`` images at a time.
         """
-        with _view_pool(workers) as pool:
-            drafts = (
-                pool.map(_draft_or_error, sources, chunksize=16)
-                if pool
-                else map(_draft_or_error, sources)
-            )
+        with _mapped(_draft_or_error, sources, workers) as drafts:
             yield from self._decided(drafts)
 
     def _decided(
@@ -288,8 +216,9 @@ def _draft_or_error(source: ImageSource) -> reading.Draft | ImageError:
 
 
 @contextlib.contextmanager
-def _view_pool(workers: int) -> Iterator[Any]:
-    """A process pool for preprocessing, or None where forking is unavailable or pointless."""
+def _mapped(function: Callable[[Any], T], items: Iterable[Any], workers: int) -> Iterator[Any]:
+    """``function`` over ``items``, in order: in ``workers`` forked processes when more
+    than one (and forking is available), else here."""
     pool = None
     if workers > 1:  # checked first: a one-image run should not pay for importing these
         import multiprocessing
@@ -298,7 +227,7 @@ def _view_pool(workers: int) -> Iterator[Any]:
         if "fork" in multiprocessing.get_all_start_methods():
             pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
     try:
-        yield pool
+        yield pool.map(function, items, chunksize=16) if pool else map(function, items)
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -309,14 +238,6 @@ def preprocess_workers(count: int) -> int:
     if count < PARALLEL_FROM:
         return 1
     return max(1, min(os.cpu_count() or 1, 4))
-
-
-def _read_card(path: Path) -> dict[str, Any] | None:
-    card = card_path_for(path)
-    try:
-        return json.loads(card.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 def _fresh_export(keras_path: Path) -> Path | None:
@@ -343,15 +264,16 @@ def load_predictor(settings: Settings | None = None, model: Path | None = None) 
     suffix = path.suffix.lower()
     runner: LiteRTRunner | OnnxRunner | KerasRunner
     if suffix == ".tflite":
-        runner, backend = LiteRTRunner(path), "litert"
+        runner, backend = LiteRTRunner(path, num_threads=LITERT_THREADS), "litert"
     elif suffix == ".onnx":
         runner, backend = OnnxRunner(path), "onnx"
     elif suffix in (".keras", ".h5"):
         lite = _fresh_export(path)
         if lite is not None:
-            runner, backend = LiteRTRunner(lite), "litert"
+            runner, backend = LiteRTRunner(lite, num_threads=LITERT_THREADS), "litert"
         else:
-            runner, backend = KerasRunner(path, unsafe=settings.unsafe_load), "keras"
+            runner = KerasRunner.from_file(path, unsafe=settings.unsafe_load, debug=settings.debug)
+            backend = "keras"
     else:
         raise ModelError(
             f"{path} is not a model file digitctl can run (.keras, .h5, .tflite or .onnx)"
@@ -361,7 +283,7 @@ def load_predictor(settings: Settings | None = None, model: Path | None = None) 
         backend=backend,
         runner=runner,
         input_shape=runner.input_shape,
-        card=_read_card(path),
+        card=read_card(path),
         uncertain_below=settings.uncertain_below,
     )
 
@@ -456,8 +378,7 @@ def _input_draft(item: PredictInput) -> reading.Draft | ImageError:
 def predict_inputs(predictor: Predictor, items: Sequence[PredictInput]) -> Iterator[PredictOutcome]:
     """One outcome per item, in order; each failure carries one line that names the input."""
     workers = preprocess_workers(sum(item.error is None for item in items))
-    with _view_pool(workers) as pool:
-        drafts = pool.map(_input_draft, items, chunksize=16) if pool else map(_input_draft, items)
+    with _mapped(_input_draft, items, workers) as drafts:
         for item, answer in zip(items, predictor._decided(drafts), strict=True):
             if isinstance(answer, ImageError):
                 yield PredictOutcome(item.name, None, _with_name(item.name, answer))
@@ -496,45 +417,6 @@ def save_views(outcomes: Sequence[PredictOutcome], directory: Path) -> list[Path
             except OSError as exc:
                 raise DigitctlError(f"cannot write {directory / name}: {exc.strerror}") from None
     return written
-
-
-def plot_reading(source: ImageSource, answer: reading.Reading, path: Path) -> Path:
-    """The input with each digit's box and label, and the 28×28 view of each digit."""
-    from digitctl.imaging import load_image
-    from digitctl.plots import _pyplot, save_figure
-
-    plt = _pyplot()
-    image = load_image(source)
-    shown = image.convert("RGBA") if "A" in image.getbands() else image.convert("RGB")
-    count = max(1, len(answer.digits))
-    figure = plt.figure(figsize=(max(8, 1.6 * count), 6))
-    grid = figure.add_gridspec(2, count, height_ratios=[3, 1.2])
-    axis = figure.add_subplot(grid[0, :])
-    axis.imshow(shown)
-    for digit in answer.digits:
-        x0, y0, x1, y1 = digit.box
-        colour = "tab:orange" if digit.uncertain else "tab:green"
-        axis.add_patch(
-            plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, color=colour, linewidth=2)
-        )
-        axis.text(
-            x0,
-            y0,
-            f"{digit.label} {digit.confidence:.0%}",
-            color="white",
-            backgroundcolor=colour,
-            fontsize=10,
-            va="bottom",
-        )
-    title = answer.text.replace("\n", " / ") if answer.text else (answer.reason or answer.status)
-    axis.set_title(f"reading: {title}")
-    axis.axis("off")
-    for index, digit in enumerate(answer.digits):
-        view_axis = figure.add_subplot(grid[1, index])
-        view_axis.imshow(digit.view, cmap="gray", vmin=0, vmax=1)
-        view_axis.set_title(f"{digit.label} ({digit.confidence:.0%})", fontsize=9)
-        view_axis.axis("off")
-    return save_figure(figure, path)
 
 
 __all__ = [

@@ -12,7 +12,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from digitctl.errors import ConfigError
+from digitctl.choices import RecipeName, choose
 
 NUM_CLASSES = 10
 INPUT_SHAPE = (28, 28, 1)
@@ -60,7 +60,7 @@ class Recipe:
 
 
 RECIPES: dict[str, Recipe] = {
-    "best": Recipe(
+    RecipeName.BEST: Recipe(
         name="best",
         blocks=((32,), (64, 64), (128,)),
         dense_units=128,
@@ -75,7 +75,7 @@ RECIPES: dict[str, Recipe] = {
         description="32/64-64/128 conv blocks with batch norm, mild augmentation, "
         "one-cycle (linear warm-up, cosine decay) Adam",
     ),
-    "robust": Recipe(
+    RecipeName.ROBUST: Recipe(
         name="robust",
         blocks=((32,), (64, 64), (128,)),
         dense_units=128,
@@ -96,7 +96,7 @@ RECIPES: dict[str, Recipe] = {
         "(letters, symbols, scribbles, photo crops, empty boxes, pieces of digits); meant to "
         "fine-tune a digits model (--init-model) for 3 epochs of one-cycle Adam",
     ),
-    "fast": Recipe(
+    RecipeName.FAST: Recipe(
         name="fast",
         blocks=((16,), (32,), (64,)),
         dense_units=0,
@@ -119,10 +119,8 @@ RECIPES: dict[str, Recipe] = {
 
 
 def get_recipe(name: str) -> Recipe:
-    try:
-        return RECIPES[name]
-    except KeyError:
-        raise ConfigError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}") from None
+    """The recipe called ``name``; a ConfigError for a name that is not a RecipeName."""
+    return RECIPES[choose(RecipeName, name, "recipe")]
 
 
 def build_model(recipe: Recipe, seed: int | None = None, for_training: bool = False) -> Any:

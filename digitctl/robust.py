@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress
 
 NOT_A_DIGIT = 10
+NOT_A_DIGIT_CLASS = "not a digit"  # its name in the model card's classes
 CACHE_VERSION = 1
 VALIDATION_SHARE = 0.1  # of the synthetic views, held out with MNIST's validation split
 FALSE_REJECTION_TARGET = 0.005  # of validation digits, when choosing the threshold

@@ -6,6 +6,7 @@ import gzip
 import os
 import signal
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -108,6 +109,16 @@ def fixture_settings(workspace: Path, mnist_mirror: Path) -> Settings:
 def cli_args(workspace: Path, mnist_mirror: Path) -> list[str]:
     """Top-level CLI options pointing the workspace and cache at tmp folders."""
     return ["--workspace", str(workspace), "--cache-dir", str(workspace / "cache")]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _suite_variables_hidden() -> Iterator[None]:
+    """The suite's own switches (DIGITCTL_REQUIRE_BROWSER, DIGITCTL_TEST_MNIST, ...: read
+    by the test modules at import) are not settings: digitctl would refuse them as
+    unknown, so no process the tests start may see them."""
+    saved = {key: os.environ.pop(key) for key in list(os.environ) if key.startswith("DIGITCTL_")}
+    yield
+    os.environ.update(saved)
 
 
 @pytest.fixture(autouse=True)

@@ -1,15 +1,17 @@
-"""The Streamlit app through AppTest (no browser, no JavaScript): uploads, errors, sidebar.
+"""The Streamlit app through AppTest (no browser, no JavaScript): drawings, uploads, errors.
 
 The model is a template matcher built here: one dense layer whose weights are the 28×28
 views of a few synthetic digit pictures, exported to LiteRT. For those pictures the right
-digit wins by construction, so the tests check the app's wiring (upload → the shared
-preprocessing → the LiteRT predictor → what the page shows) with real values and no
-training. The canvas cannot be driven from AppTest; ``canvas_image`` is tested directly
-and the drawing itself by tests/test_browser.py.
+digit wins by construction, so the tests check the app's wiring (drawing or upload → the
+shared reading path → the LiteRT predictor → what the page shows) with real values and no
+training. AppTest cannot draw on the canvas (no JavaScript): a drawing is injected as the
+canvas's session state, whose layout is internal to streamlit-drawable-canvas 0.13 (see
+``inject_drawing``); the mouse drawing itself is tested by tests/test_browser.py.
 """
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 from collections.abc import Callable
@@ -44,6 +46,14 @@ def digit_picture(digit: int, side: int = 300, ink: int = 30, paper: int = 235) 
             [(x * side, y * side) for x, y in stroke], fill=(ink,) * 3, width=width, joint="curve"
         )
     return image
+
+
+def number_picture(digits: str, side: int = 300) -> Image.Image:
+    """The digits' pictures side by side on one sheet of paper: a written number."""
+    sheet = Image.new("RGB", (side * len(digits), side))
+    for i, digit in enumerate(digits):
+        sheet.paste(digit_picture(int(digit), side), (i * side, 0))
+    return sheet
 
 
 def encode(image: Image.Image, fmt: str = "PNG") -> bytes:
@@ -101,10 +111,20 @@ def upload(at, name: str, data: bytes, mime: str = "image/png"):  # noqa: ANN001
 
 
 def shown_prediction(at) -> str | None:  # noqa: ANN001
+    """The string on the "Prediction: …" line (lines joined by " / "), or None."""
     for element in at.markdown:
         if element.value.startswith("**Prediction: "):
             return element.value.removeprefix("**Prediction: ").split("**")[0]
     return None
+
+
+def image_count(at) -> int:  # noqa: ANN001
+    """How many pictures the page shows (a row of views counts each view)."""
+    return sum(len(element.proto.imgs) for element in at.get("image"))
+
+
+def image_captions(at) -> list[str]:  # noqa: ANN001
+    return [img.caption for element in at.get("image") for img in element.proto.imgs]
 
 
 def chart_probabilities(at) -> list[float]:  # noqa: ANN001
@@ -140,8 +160,22 @@ def test_upload_of_a_digit_shows_that_digit_and_its_chart(run_app, digit: int) -
     probabilities = chart_probabilities(at)
     assert int(np.argmax(probabilities)) == digit
     assert sum(probabilities) == pytest.approx(1.0, abs=1e-3)
-    # The uploaded picture and the 28×28 view are shown.
-    assert len(at.get("image")) == 2
+    # The upload with the digit's box, and the 28×28 view captioned with label and confidence.
+    captions = image_captions(at)
+    assert captions[0] == f"digit-{digit}.png"
+    assert captions[1].startswith(f"{digit} · ") and captions[1].endswith("%")
+    assert image_count(at) == 2
+
+
+def test_upload_of_a_number_reads_every_digit(run_app) -> None:  # noqa: ANN001
+    at = upload(run_app(), "number.png", encode(number_picture("7140")))
+    assert not at.error
+    assert shown_prediction(at) == "7140"
+    assert "4 digits" in next(m.value for m in at.markdown if m.value.startswith("**Prediction"))
+    # The upload with its boxes, then one captioned view per digit, in reading order.
+    assert image_count(at) == 1 + 4
+    assert [c.split(" · ")[0] for c in image_captions(at)[1:]] == ["7", "1", "4", "0"]
+    assert not at.get("vega_lite_chart")  # confident digits: no chart for several
 
 
 @pytest.mark.parametrize(
@@ -173,6 +207,18 @@ def test_blank_upload_says_no_digit_found(run_app) -> None:  # noqa: ANN001
     at = upload(run_app(), "blank.png", encode(blank))
     assert not at.error
     assert any(w.value.startswith("No digit found") for w in at.warning)
+    assert not any(w.value.startswith("That does not look like a digit") for w in at.warning)
+    assert shown_prediction(at) is None
+    assert image_captions(at) == ["blank.png"]  # what was looked at
+
+
+def test_upload_of_an_empty_form_box_is_not_a_digit(run_app) -> None:  # noqa: ANN001
+    form = Image.new("RGB", (400, 200), (240, 240, 235))
+    ImageDraw.Draw(form).rectangle([40, 30, 360, 170], outline=(20, 20, 30), width=6)
+    at = upload(run_app(), "empty-box.png", encode(form))
+    assert not at.error
+    messages = [w.value for w in at.warning]
+    assert any(m.startswith("That does not look like a digit: ") for m in messages), messages
     assert shown_prediction(at) is None
 
 
@@ -180,6 +226,15 @@ def test_low_confidence_is_called_uncertain(run_app) -> None:  # noqa: ANN001
     at = upload(run_app(uncertain_below="1.0"), "seven.png", encode(digit_picture(7)))
     assert shown_prediction(at) == "7"
     assert any(w.value.startswith("Uncertain") for w in at.warning)
+
+
+def test_uncertain_digits_of_a_number_are_named(run_app) -> None:  # noqa: ANN001
+    at = upload(run_app(uncertain_below="1.0"), "seventeen.png", encode(number_picture("17")))
+    assert shown_prediction(at) == "17"
+    warning = next(w.value for w in at.warning if w.value.startswith("Uncertain"))
+    assert "digit 1 (read as 1," in warning and "digit 2 (read as 7," in warning, warning
+    assert all(c.endswith(" ?") for c in image_captions(at)[1:])
+    assert len(chart_probabilities(at)) == 10  # the least sure digit's chart
 
 
 def test_confident_prediction_is_not_called_uncertain(run_app) -> None:  # noqa: ANN001
@@ -215,17 +270,90 @@ def test_camera_input_is_offered_and_waits_for_a_photo(run_app) -> None:  # noqa
     assert not at.get("bidi_component")  # the canvas is not rendered meanwhile
 
 
-# ---- the canvas's image -------------------------------------------------------------------------
-def canvas_rgba(digit: int | None, side: int = 280, transparent: bool = False) -> np.ndarray:
-    """What the canvas sends back: RGBA, white ink on opaque black (or transparent)."""
-    picture = Image.new("L", (side, side), 0)
-    if digit is not None:
-        pen = ImageDraw.Draw(picture)
-        for stroke in STROKES[digit]:
-            pen.line([(x * side, y * side) for x, y in stroke], fill=255, width=20, joint="curve")
+# ---- the canvas ------------------------------------------------------------------------------
+def canvas_rgba(digits: str | None, transparent: bool = False, box: bool = False) -> np.ndarray:
+    """What the canvas sends back: RGBA, white ink on opaque black (or transparent).
+
+    ``digits`` are drawn side by side, each in a square as high as the canvas; ``box``
+    draws an empty rectangle instead (only lines: no digit).
+    """
+    from digitctl.app.streamlit_app import CANVAS_HEIGHT, CANVAS_WIDTH
+
+    picture = Image.new("L", (CANVAS_WIDTH, CANVAS_HEIGHT), 0)
+    pen = ImageDraw.Draw(picture)
+    side = CANVAS_HEIGHT
+    for i, digit in enumerate(digits or ""):
+        for stroke in STROKES[int(digit)]:
+            points = [(side * (i + x), side * y) for x, y in stroke]
+            pen.line(points, fill=255, width=20, joint="curve")
+    if box:
+        pen.rectangle([60, 30, CANVAS_WIDTH - 60, CANVAS_HEIGHT - 30], outline=255, width=20)
     ink = np.asarray(picture)
     alpha = ink if transparent else np.full_like(ink, 255)
     return np.dstack([ink, ink, ink, alpha])
+
+
+def draw_on_canvas(at, rgba: np.ndarray):  # noqa: ANN001, ANN201
+    """Hand the app a drawing as the canvas would after a stroke, and rerun.
+
+    The session-state layout (``{"drawing": {"raw": fabric JSON, "data": PNG data URL}}``)
+    is streamlit-drawable-canvas 0.13's; pyproject pins the canvas for this.
+    """
+    png = encode(Image.fromarray(rgba, mode="RGBA"))
+    url = "data:image/png;base64," + base64.b64encode(png).decode()
+    at.session_state["canvas"] = {"drawing": {"raw": {"objects": []}, "data": url}}
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_drawn_number_shows_the_string_its_boxes_and_views(run_app) -> None:  # noqa: ANN001
+    at = draw_on_canvas(run_app(), canvas_rgba("17"))
+    assert not at.error
+    assert shown_prediction(at) == "17"
+    big = [m.value for m in at.markdown if "font-size:6rem" in m.value]
+    assert len(big) == 1 and ">17</div>" in big[0]
+    captions = image_captions(at)
+    assert captions[0] == "Your drawing, as read"
+    assert [c.split(" · ")[0] for c in captions[1:]] == ["1", "7"]
+    assert not at.info  # the hint is gone once something is drawn
+
+
+def test_drawn_single_digit_keeps_its_chart(run_app) -> None:  # noqa: ANN001
+    at = draw_on_canvas(run_app(), canvas_rgba("4"))
+    assert shown_prediction(at) == "4"
+    assert int(np.argmax(chart_probabilities(at))) == 4
+
+
+def test_drawn_empty_box_says_it_is_not_a_digit(run_app) -> None:  # noqa: ANN001
+    at = draw_on_canvas(run_app(), canvas_rgba(None, box=True))
+    assert not at.error
+    messages = [w.value for w in at.warning]
+    assert any(m.startswith("That does not look like a digit: ") for m in messages), messages
+    assert shown_prediction(at) is None
+    assert image_count(at) == 0
+
+
+def test_empty_canvas_keeps_the_hint(run_app) -> None:  # noqa: ANN001
+    at = draw_on_canvas(run_app(), canvas_rgba(None))
+    assert "Draw a digit or a number" in at.info[0].value
+    assert shown_prediction(at) is None
+
+
+def test_a_failing_reading_is_a_message_not_a_crash(run_app, monkeypatch) -> None:  # noqa: ANN001
+    from digitctl.inference import Predictor
+
+    def broken(self, source):  # noqa: ANN001, ANN202
+        raise ValueError("odd input")
+
+    at = run_app()
+    monkeypatch.setattr(Predictor, "read", broken)
+    draw_on_canvas(at, canvas_rgba("7"))
+    assert "The reading failed (ValueError: odd input)" in at.error[0].value
+    monkeypatch.undo()
+    at = draw_on_canvas(at, canvas_rgba("7"))  # the same session reads the next drawing
+    assert not at.error
+    assert shown_prediction(at) == "7"
 
 
 def test_canvas_image_is_none_before_any_drawing() -> None:
@@ -237,25 +365,65 @@ def test_canvas_image_is_none_before_any_drawing() -> None:
 
 
 @pytest.mark.parametrize("transparent", [False, True])
-def test_canvas_drawing_is_predicted_through_the_shared_path(
+def test_canvas_drawing_is_read_through_the_shared_path(
     template_model: Path, transparent: bool
 ) -> None:
-    from digitctl.app.streamlit_app import canvas_image
+    from digitctl.app.streamlit_app import CANVAS_HEIGHT, CANVAS_WIDTH, canvas_image
     from digitctl.inference import load_predictor
 
-    image = canvas_image(canvas_rgba(7, transparent=transparent))
-    assert image is not None and image.mode == "L" and image.size == (280, 280)
+    image = canvas_image(canvas_rgba("71", transparent=transparent))
+    assert image is not None and image.mode == "L" and image.size == (CANVAS_WIDTH, CANVAS_HEIGHT)
+    assert CANVAS_WIDTH == 3 * CANVAS_HEIGHT
     assert np.asarray(image).max() == 255 and np.asarray(image)[0, 0] == 0
-    assert load_predictor(model=template_model).predict(image).label == 7
+    assert load_predictor(model=template_model).read(image).text == "71"
+
+
+# ---- the boxes picture ---------------------------------------------------------------------------
+def fake_digit(box: tuple[int, int, int, int], uncertain: bool = False):  # noqa: ANN201
+    from digitctl.reading import Digit
+
+    probabilities = [0.0] * 10
+    probabilities[3] = 1.0
+    view = np.zeros((28, 28), np.float32)
+    return Digit(3, 0.5 if uncertain else 1.0, probabilities, box, 0.0, uncertain, view)
+
+
+def test_boxes_are_drawn_on_a_copy_where_the_digits_are() -> None:
+    from digitctl.app.streamlit_app import SURE, UNSURE, boxes_image
+
+    drawing = Image.new("L", (600, 200), 0)
+    picture = boxes_image(
+        drawing, [fake_digit((100, 80, 200, 180)), fake_digit((400, 20, 500, 120), True)]
+    )
+    assert picture.size == drawing.size and picture.mode == "RGB"
+    assert np.asarray(drawing).max() == 0  # the input is untouched
+    pixels = np.asarray(picture)
+    assert tuple(pixels[130, 100 - 1]) == SURE  # the left edge of the first box
+    assert tuple(pixels[100, 501]) == UNSURE  # the right edge of the second (x1 is exclusive)
+    assert tuple(pixels[130, 150]) == (0, 0, 0)  # inside a box stays as drawn
+    assert tuple(pixels[190, 300]) == (0, 0, 0)  # far from any box too
+
+
+def test_boxes_of_a_big_photo_are_shrunk_with_it() -> None:
+    from digitctl.app.streamlit_app import BOXES_MAX_SIDE, SURE, boxes_image
+
+    photo = Image.new("RGB", (4000, 2000), (255, 255, 255))
+    picture = boxes_image(photo, [fake_digit((2000, 1000, 3000, 1800))])
+    assert picture.size == (BOXES_MAX_SIDE, BOXES_MAX_SIDE // 2)
+    assert tuple(np.asarray(picture)[400, 600 - 2]) == SURE  # 2000 px × 0.3
 
 
 def test_accuracy_text_reads_fractions_and_percentages() -> None:
     from digitctl.app.streamlit_app import accuracy_text
+    from digitctl.modelfiles import ModelCard
 
-    assert accuracy_text({"test_accuracy": 0.9931}) == "99.31%"
-    assert accuracy_text({"test_accuracy": 99.31}) == "99.31%"
-    assert accuracy_text({"metrics": {"test_accuracy": 0.99}}) == "99.00%"
-    assert accuracy_text({"final_metrics": {"val_accuracy": 0.99}}) == "unknown"
-    assert accuracy_text({"test_accuracy": True}) == "unknown"
-    assert accuracy_text({}) == "unknown"
+    def card(document: dict) -> ModelCard:
+        return ModelCard.from_json(document)
+
+    assert accuracy_text(card({"test_accuracy": 0.9931})) == "99.31%"  # a legacy flat card
+    assert accuracy_text(card({"test_accuracy": 99.31})) == "99.31%"
+    assert accuracy_text(card({"schema": 2, "metrics": {"test_accuracy": 0.99}})) == "99.00%"
+    assert accuracy_text(card({"final_metrics": {"val_accuracy": 0.99}})) == "unknown"
+    assert accuracy_text(card({"test_accuracy": True})) == "unknown"
+    assert accuracy_text(card({})) == "unknown"
     assert accuracy_text(None) == "unknown"

@@ -1,7 +1,8 @@
 """End to end in a real browser: `digitctl serve`, Debian's chromium, Playwright.
 
-Draws a "1" and a "7" on the canvas with mouse strokes, then uploads an image, and checks
-the digit the app shows each time. Screenshots go to ``$DIGITCTL_SCREENSHOTS`` when set,
+Draws a "1" and then a "7" beside it on the canvas with mouse strokes (the page must show
+1, then 17), an empty box (not a digit) and a lone 7, then uploads an image, and checks
+what the app shows each time. Screenshots go to ``$DIGITCTL_SCREENSHOTS`` when set,
 else to the test's tmp folder.
 
 Needs /usr/bin/chromium (``apt-get install -y chromium``; never ``playwright install``),
@@ -175,15 +176,17 @@ def draw(page, strokes: list[list[tuple[float, float]]]) -> None:  # noqa: ANN00
         page.mouse.up()
 
 
-def expect_prediction(page, digit: int) -> None:  # noqa: ANN001
+def expect_prediction(page, text: str) -> None:  # noqa: ANN001
     from playwright.sync_api import expect
 
     prediction = page.locator(".st-key-prediction")
-    expect(prediction).to_contain_text(f"Prediction: {digit}", timeout=PREDICTION_TIMEOUT_MS)
-    # The chart and the 28×28 view render a moment after the text; wait for them (and for
-    # every image to load) before screenshots.
-    expect(page.locator("[data-testid=stVegaLiteChart]").first).to_be_visible()
+    expect(prediction).to_contain_text(f"Prediction: {text}", timeout=PREDICTION_TIMEOUT_MS)
+    # The boxes, the 28×28 views (and, for one digit, the chart) render a moment after the
+    # text; wait for them (and for every image to load) before screenshots.
     expect(page.get_by_text("What the model saw")).to_be_visible()
+    if len(text) == 1:
+        expect(page.locator("[data-testid=stVegaLiteChart]").first).to_be_visible()
+    expect(page.locator("[data-testid=stImage] img")).to_have_count(1 + len(text))
     page.wait_for_function(
         "Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)"
     )
@@ -201,7 +204,18 @@ def reset_canvas(page) -> None:  # noqa: ANN001
 
     page.locator("button[aria-label='Reset canvas & history']").click()
     expect_no_prediction(page)
-    expect(page.get_by_text("Draw a digit on the black canvas")).to_be_visible()
+    expect(page.get_by_text("Draw a digit or a number on the black canvas")).to_be_visible()
+
+
+def canvas_fits(page) -> None:  # noqa: ANN001
+    """The 3:1 canvas is shown whole: not squeezed, clipped or scrolled sideways."""
+    from digitctl.app.streamlit_app import CANVAS_HEIGHT, CANVAS_WIDTH
+
+    box = page.locator("canvas.upper-canvas").bounding_box()
+    main = page.locator("[data-testid=stMainBlockContainer]").bounding_box()
+    assert box is not None and main is not None
+    assert (round(box["width"]), round(box["height"])) == (CANVAS_WIDTH, CANVAS_HEIGHT)
+    assert box["x"] >= main["x"] and box["x"] + box["width"] <= main["x"] + main["width"]
 
 
 def digit_png(digit: int) -> bytes:
@@ -223,8 +237,14 @@ def digit_png(digit: int) -> bytes:
     return buffer.getvalue()
 
 
-ONE = [[(0.52, 0.15), (0.5, 0.85)]]
-SEVEN = [[(0.25, 0.2), (0.75, 0.2), (0.45, 0.85)]]
+# Points in 0..1 of the 3:1 canvas: a "1" on the left and a "7" beside it, each about as
+# wide as a hand would write them; a lone "7" in the middle; an empty box, wide like a form
+# field (the layout calls it lines; a box about as wide as tall is read as a 0 by a model
+# without a "not a digit" class).
+ONE = [[(0.2, 0.15), (0.19, 0.85)]]
+SEVEN_BESIDE = [[(0.3, 0.2), (0.45, 0.2), (0.36, 0.85)]]
+SEVEN = [[(0.42, 0.2), (0.58, 0.2), (0.48, 0.85)]]
+EMPTY_BOX = [[(0.1, 0.15), (0.9, 0.15), (0.9, 0.85), (0.1, 0.85), (0.1, 0.15)]]
 
 
 def test_draw_and_upload_digits_in_a_real_browser(page, screenshot_dir: Path) -> None:  # noqa: ANN001
@@ -240,30 +260,41 @@ def test_draw_and_upload_digits_in_a_real_browser(page, screenshot_dir: Path) ->
         last = now
 
     # The first page loads the model (once per server): allow a slow, busy machine.
-    expect(page.get_by_text("Draw a digit on the black canvas")).to_be_visible(
+    expect(page.get_by_text("Draw a digit or a number on the black canvas")).to_be_visible(
         timeout=FIRST_PAGE_TIMEOUT_MS
     )
     page.get_by_role("slider").first.wait_for()
+    canvas_fits(page)
     lap("first page")
 
     draw(page, ONE)
-    expect_prediction(page, 1)
+    expect_prediction(page, "1")
     lap("draw 1")
-    page.screenshot(path=screenshot_dir / "draw-1.png", full_page=True)
+    draw(page, SEVEN_BESIDE)
+    expect_prediction(page, "17")
+    lap("draw 7 beside it")
+    page.screenshot(path=screenshot_dir / "draw-17.png", full_page=True)
+
+    reset_canvas(page)
+    draw(page, EMPTY_BOX)
+    expect(page.get_by_text("That does not look like a digit")).to_be_visible()
+    expect_no_prediction(page)
+    lap("clear + draw a box")
+    page.screenshot(path=screenshot_dir / "draw-box.png", full_page=True)
 
     reset_canvas(page)
     draw(page, SEVEN)
-    expect_prediction(page, 7)
+    expect_prediction(page, "7")
     lap("clear + draw 7")
     page.screenshot(path=screenshot_dir / "draw-7.png", full_page=True)
 
     page.get_by_text("Upload an image", exact=True).click()
     expect_no_prediction(page)  # the drawing's 7 must not answer for the upload
-    expect(page.get_by_text("Upload an image of one digit to see the prediction")).to_be_visible()
+    expect(page.get_by_text("Upload an image of a digit or a number to see what")).to_be_visible()
     page.locator("input[type=file]").set_input_files(
         files=[{"name": "seven.png", "mimeType": "image/png", "buffer": digit_png(7)}]
     )
-    expect_prediction(page, 7)
+    expect_prediction(page, "7")
     expect(page.get_by_text("seven.png").first).to_be_visible()
     lap("upload 7")
     page.screenshot(path=screenshot_dir / "upload-7.png", full_page=True)

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from digitctl import __version__
 from digitctl.cli import app
 
-COMMANDS = ["config", "download", "preprocess", "train", "evaluate", "predict", "serve"]
+COMMANDS = ["config", "download", "preprocess", "train", "evaluate", "predict", "export", "serve"]
 HEAVY = ["tensorflow", "keras", "matplotlib", "sklearn", "streamlit"]
 
 
@@ -56,3 +56,17 @@ def test_python_dash_m_works() -> None:
         [sys.executable, "-m", "digitctl", "--version"], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == f"digitctl {__version__}"
+
+
+def test_import_digitctl_is_light_and_exposes_the_python_api() -> None:
+    code = (
+        "import sys, digitctl\n"
+        "heavy = sorted(m for m in ['numpy', *" + repr(HEAVY) + "] if m in sys.modules)\n"
+        "api = [getattr(digitctl, name).__module__ for name in "
+        "('read', 'load_model', 'train', 'evaluate')]\n"
+        "print(heavy, api)\n"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert output.strip() == "[] ['digitctl.api', 'digitctl.api', 'digitctl.api', 'digitctl.api']"

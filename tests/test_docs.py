@@ -29,3 +29,47 @@ def test_every_page_in_the_nav_exists() -> None:
     nav = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
     pages = [line.split(": ", 1)[1].strip() for line in nav.splitlines() if line.endswith(".md")]
     assert pages and all((ROOT / "docs" / page).is_file() for page in pages)
+
+
+def python_examples(page: Path) -> list[str]:
+    """The ```python blocks of a docs page, in order."""
+    blocks, current = [], None
+    for line in page.read_text(encoding="utf-8").splitlines():
+        if current is None and line.strip() == "```python":
+            current = []
+        elif current is not None and line.strip() == "```":
+            blocks.append("\n".join(current) + "\n")
+            current = None
+        elif current is not None:
+            current.append(line)
+    return blocks
+
+
+def test_python_api_examples_run(
+    tmp_path: Path, mnist_mirror: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    examples = python_examples(ROOT / "docs" / "python-api.md")
+    assert len(examples) >= 4
+    shutil.copytree(mnist_mirror, tmp_path / "mnist")  # the folder the train example names
+    monkeypatch.setenv("DIGITCTL_CACHE_DIR", str(tmp_path / "cache"))
+    # One fresh process for all of them (each in its own namespace): one start-up, not four.
+    runner = (
+        "import json, sys\n"
+        "for number, code in enumerate(json.loads(sys.argv[1]), start=1):\n"
+        "    print(f'--- example {number}', file=sys.stderr, flush=True)\n"
+        "    exec(compile(code, f'example {number}', 'exec'), {'__name__': '__main__'})\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", runner, json.dumps(examples)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stderr.count("--- example") == len(examples)
+    assert (tmp_path / "run1" / "models" / "best_model_card.json").is_file()

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from digitctl.cli import app
-from digitctl.evaluate import compute_metrics
+from digitctl.evaluation import compute_metrics
 
 # The constant model below answers these probabilities for every image: always "3",
 # with 60% confidence.
@@ -69,6 +69,13 @@ def test_evaluate_writes_every_artifact_with_exact_metrics(
     for name in ("metrics.json", "confusion_matrix.png", "misclassified_example.png"):
         assert (artifacts / name).is_file() and (artifacts / name).stat().st_size > 0, name
     assert json.loads((artifacts / "metrics.json").read_text())["accuracy"] == metrics["accuracy"]
+    # The figures land in the model's card too, where predict and the app read them.
+    from digitctl.modelfiles import read_card
+
+    card = read_card(model)
+    assert card is not None and metrics["card"] == str(workspace / "constant_card.json")
+    assert card.metric("test_accuracy") == metrics["accuracy"] and card.metric("test_images") == 100
+    assert card.evaluation["confusion_matrix"] == metrics["confusion_matrix"]
 
 
 def test_evaluate_prints_accuracy_loss_and_the_report(

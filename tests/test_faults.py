@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from digitctl import data
 from digitctl.config import Settings
@@ -59,10 +60,8 @@ def test_an_exception_mid_write_removes_the_temporary_file(tmp_path: Path) -> No
         tmp.write_bytes(b"half")
         raise RuntimeError("disk on fire")
 
-    try:
+    with pytest.raises(RuntimeError, match="disk on fire"):
         write_with(target, failing)
-    except RuntimeError:
-        pass
     assert target.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["artifact.png"]
 

@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -106,7 +105,6 @@ def test_predict_cli_answers_every_mutated_file_in_one_run(
     cases = mutated_inputs(count=240, seed=9)
     for index, data in enumerate(cases):
         (folder / f"case{index:03d}.{extensions[index % len(extensions)]}").write_bytes(data)
-    started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "digitctl", "predict", "--json", "--model", str(tiny_lite_model),
          str(folder)],
@@ -115,7 +113,6 @@ def test_predict_cli_answers_every_mutated_file_in_one_run(
         timeout=len(cases) * SECONDS_PER_INPUT,
         env={**os.environ, "COLUMNS": "200"},
     )  # fmt: skip
-    elapsed = time.perf_counter() - started
     assert done.returncode in (0, 1), done.stderr[-2000:]
     assert "Traceback" not in done.stderr
     lines = done.stdout.splitlines()
@@ -126,4 +123,3 @@ def test_predict_cli_answers_every_mutated_file_in_one_run(
             assert 0 <= record["label"] <= 9 and len(record["probabilities"]) == 10
         else:
             assert record["label"] is None and record["error"].strip()
-    assert elapsed < len(cases) * SECONDS_PER_INPUT

@@ -42,8 +42,8 @@ def test_a_file_that_is_not_a_model_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_resolution_prefers_flag_then_workspace_then_bundled(tmp_path: Path) -> None:
     settings = Settings(workspace=tmp_path)
-    if modelfiles.bundled_model_path().exists():
-        assert modelfiles.resolve_model_path(settings) == modelfiles.bundled_model_path()
+    assert modelfiles.bundled_model_path().is_file()  # the package always ships one
+    assert modelfiles.resolve_model_path(settings) == modelfiles.bundled_model_path()
     workspace_model = modelfiles.workspace_model_path(settings)
     workspace_model.parent.mkdir(parents=True)
     workspace_model.write_bytes(b"x")

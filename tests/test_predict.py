@@ -26,10 +26,11 @@ from digitctl.cli import app
 from digitctl.config import Settings
 from digitctl.errors import ImageError, ModelError
 from digitctl.imaging import to_mnist
-from digitctl.inference import Predictor, load_predictor
+from digitctl.inference import load_predictor
 
 LABELS = (0, 1, 3, 4, 7)
 KEYS = ["path", "label", "confidence", "probabilities", "uncertain", "error"]
+READING_KEYS = ["text", "digits", "status", "reason"]
 
 
 def build_template_model(path: Path) -> Path:
@@ -137,7 +138,7 @@ def test_litert_and_keras_agree(models: dict[str, Path], images: dict[str, Path]
 def test_prediction_fields(models: dict[str, Path], images: dict[str, Path]) -> None:
     predictor = load_predictor(Settings(uncertain_below=0.6), model=models["lite"])
     result = predictor.predict(images["canvas_7"])
-    assert isinstance(predictor, Predictor)
+    assert predictor.uncertain_below == 0.6
     assert result.label == 7 and result.confidence == max(result.probabilities)
     assert len(result.probabilities) == 10 and result.view.shape == (28, 28)
     assert result.uncertain is False
@@ -193,7 +194,8 @@ def test_json_lines_answer_every_input_in_order(
     assert result.exit_code == 1
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["path"] for line in lines] == args
-    assert all(list(line) == KEYS for line in lines)
+    # The 0.1 keys first, in their order (scripts index them), then the reading's.
+    assert all(list(line) == [*KEYS, *READING_KEYS] for line in lines)
     assert (lines[0]["label"], lines[-1]["label"]) == (4, 0)
     assert lines[0]["error"] is None and len(lines[0]["probabilities"]) == 10
     assert isinstance(lines[0]["confidence"], float) and lines[0]["uncertain"] is False

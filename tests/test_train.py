@@ -1,4 +1,4 @@
-"""Training: one epoch on the tiny fixture, its files, the run record, Ctrl-C and --resume."""
+"""Training: one epoch on the tiny fixture, its files, the model card, Ctrl-C and --resume."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from digitctl.cli import app
 from digitctl.config import Settings
 from digitctl.model import RECIPES, build_and_compile, get_recipe
-from digitctl.train import resolve_plan
+from digitctl.training import resolve_plan
 
 # Small and quick: the fast recipe's network, 200 images, batches of 50.
 QUICK = ["--recipe", "fast", "--limit", "200", "--batch-size", "50"]
@@ -46,13 +46,17 @@ def test_one_epoch_writes_model_history_curves_and_run_record(
     assert history["epochs"] == [1] and len(history["val_accuracy"]) == 1
     assert 0.0 <= history["val_accuracy"][0] <= 1.0 and history["loss"][0] > 0
 
-    record = json.loads((models / "best_model_card.json").read_text())
+    card = json.loads((models / "best_model_card.json").read_text())
+    assert card["schema"] == 2 and card["name"] == "best_model"
+    assert card["files"] == {"keras": "best_model.keras", "h5": "best_model.h5",
+                             "tflite": "best_model.tflite"}  # fmt: skip
+    record = card["training"]
     assert record["plan"]["epochs"] == 1 and record["plan"]["recipe"] == "fast"
     assert len(record["data"]["fingerprint"]) == 64 and record["data"]["train_images"] == 200
     assert record["data"]["validation_images"] == 40  # 10% of the 400 fixture images
     assert {"tensorflow", "keras", "python", "digitctl"} <= set(record["versions"])
     assert record["timings"]["train_seconds"] > 0
-    assert record["final_metrics"]["val_accuracy"] == pytest.approx(history["val_accuracy"][0])
+    assert card["metrics"]["val_accuracy"] == pytest.approx(history["val_accuracy"][0])
     # A finished run leaves nothing to resume and no large checkpoint behind.
     assert not (models / "last_checkpoint.keras").exists()
     assert json.loads((models / "train_state.json").read_text())["finished"] is True
@@ -97,7 +101,7 @@ def test_interrupt_keeps_best_model_and_resume_continues(
 ) -> None:
     import keras
 
-    from digitctl import train as training
+    from digitctl import training
 
     class CtrlCAfterFirstEpoch(keras.callbacks.Callback):
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
@@ -149,9 +153,14 @@ def test_resume_without_an_interrupted_run_says_what_to_do(
     assert "nothing to resume" in result.output and "without --resume" in result.output
 
 
-def test_unknown_format_is_refused(cli_args: list[str], mnist_mirror: Path) -> None:
+def test_unknown_format_is_a_usage_error(cli_args: list[str], mnist_mirror: Path) -> None:
     result = _train(cli_args, mnist_mirror, "--format", "pickle")
-    assert result.exit_code == 1 and "unknown format" in result.output
+    assert result.exit_code == 2 and "'pickle' is not one of" in result.output
+    # The library refuses it the same way: a usage (configuration) error.
+    from digitctl.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown format 'pickle'; choose one of keras, h5"):
+        resolve_plan(Settings(), save_format="pickle")
 
 
 def test_plan_takes_recipe_values_unless_settings_override_them() -> None:

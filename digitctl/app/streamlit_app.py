@@ -1,36 +1,47 @@
-"""The digitctl web app: draw a digit (or upload / photograph one) and see the prediction.
+"""The digitctl web app: draw a digit or a number (or upload / photograph one) and read it.
 
 Started by ``digitctl serve`` as ``python -m streamlit run <this file>``; settings reach it
-through ``DIGITCTL_*`` environment variables and ``load_settings``. It uses the same
-preprocessing (:func:`digitctl.imaging.to_mnist`, via the predictor) and the same TF-free
-inference path (:func:`digitctl.inference.load_predictor`) as ``digitctl predict``, and
-duplicates neither. The drawing canvas is imported only inside :func:`main` because it
-cannot be imported outside a running Streamlit.
+through ``DIGITCTL_*`` environment variables and ``load_settings``. It reads through the
+same path as ``digitctl predict`` (:meth:`digitctl.inference.Predictor.read`: the shared
+preprocessing and layout, the TF-free inference) and duplicates neither. The drawing canvas
+is imported only inside :func:`drawing_input` because it cannot be imported outside a
+running Streamlit.
+
+The result is built from small ``show_*`` functions (the string, the warnings, the boxes,
+the views, the chart) so that more rows can be added under the result.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import streamlit as st  # noqa: TID253 - this file is the Streamlit app itself
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from digitctl.config import Settings, load_settings
 from digitctl.errors import DigitctlError, ImageError, NoDigitFound
+from digitctl.process import tune_process
 
 if TYPE_CHECKING:
-    from digitctl.inference import Prediction, Predictor
+    from digitctl.inference import Predictor
+    from digitctl.modelfiles import ModelCard
+    from digitctl.reading import Digit, Reading
 
 _LOGGER = logging.getLogger("digitctl.app")
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp"]
-CANVAS_SIZE = 280  # 10 screen pixels per MNIST pixel
+# 3:1, wide enough for a few digits of MNIST's 10 screen pixels per pixel (280 high), and
+# narrow enough for the wide layout beside the sidebar on a 1280-pixel screen.
+CANVAS_WIDTH, CANVAS_HEIGHT = 720, 240
 DEFAULT_STROKE = 20
 DRAW, UPLOAD, CAMERA = "Draw", "Upload an image", "Camera"
 # A canvas whose brightest pixel is below this holds no ink (anti-aliasing never is).
 INK_LEVEL = 32
+NOT_A_DIGIT = "That does not look like a digit"
+BOXES_MAX_SIDE = 1200  # the boxes picture is drawn no larger than this (a big photo is shrunk)
+SURE, UNSURE = (60, 200, 90), (255, 170, 0)  # box colours
 
 
 def canvas_image(image_data: np.ndarray | None) -> Image.Image | None:
@@ -53,30 +64,19 @@ def canvas_image(image_data: np.ndarray | None) -> Image.Image | None:
     return Image.fromarray(np.clip(grey, 0, 255).astype(np.uint8), mode="L")
 
 
-def card_metric(card: dict[str, Any] | None, key: str) -> float | None:
-    """A number named ``key`` at the top of a model card or one level down (a metrics table)."""
-    card = card or {}
-    candidates = [card.get(key)] + [v.get(key) for v in card.values() if isinstance(v, dict)]
-    for value in candidates:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    return None
-
-
 def percent_text(value: float | None) -> str:
     if value is None:
         return "unknown"
     return f"{value * 100 if value <= 1 else value:.2f}%"
 
 
-def accuracy_text(card: dict[str, Any] | None) -> str:
+def accuracy_text(card: ModelCard | None) -> str:
     """The card's test accuracy as a percentage ("unknown" when the card lacks it)."""
-    return percent_text(card_metric(card, "test_accuracy"))
+    return percent_text(card.metric("test_accuracy") if card else None)
 
 
 def model_name(predictor: Predictor) -> str:
-    card = predictor.card or {}
-    return str(card.get("name") or Path(predictor.path).stem)
+    return predictor.card.name if predictor.card else Path(predictor.path).stem
 
 
 def view_image(view: np.ndarray, scale: int = 6) -> Image.Image:
@@ -84,6 +84,55 @@ def view_image(view: np.ndarray, scale: int = 6) -> Image.Image:
     pixels = (np.clip(np.asarray(view, dtype=np.float32), 0.0, 1.0) * 255).astype(np.uint8)
     image = Image.fromarray(pixels.reshape(pixels.shape[-2:]), mode="L")
     return image.resize((image.width * scale, image.height * scale), Image.NEAREST)
+
+
+def digit_caption(digit: Digit) -> str:
+    return f"{digit.label} · {digit.confidence:.0%}" + (" ?" if digit.uncertain else "")
+
+
+def boxes_image(image: Image.Image, digits: list[Digit]) -> Image.Image:
+    """A copy of ``image`` with each digit's box and "label · confidence" drawn over it.
+
+    Boxes are in the input's pixels; a large input is shrunk first (boxes with it) so the
+    labels stay readable and the page light.
+    """
+    picture = image.convert("RGB")
+    scale = min(1.0, BOXES_MAX_SIDE / max(picture.size))
+    if scale < 1.0:
+        size = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
+        picture = picture.resize(size, Image.BILINEAR)
+    pen = ImageDraw.Draw(picture)
+    line = max(2, round(max(picture.size) / 250))
+    font = ImageFont.load_default(size=max(14, round(min(picture.size) / 9)))
+    placed: list[tuple[int, int, int, int]] = []
+    for digit in digits:
+        x0, y0, x1, y1 = (round(v * scale) for v in digit.box)
+        x0, y0 = max(0, x0 - line), max(0, y0 - line)
+        x1, y1 = min(picture.width - 1, x1 + line), min(picture.height - 1, y1 + line)
+        colour = UNSURE if digit.uncertain else SURE
+        pen.rectangle([x0, y0, x1, y1], outline=colour, width=line)
+        label = digit_caption(digit)
+        left, top, right, bottom = pen.textbbox((0, 0), label, font=font)
+        w, h = right - left + 2 * line, bottom - top + 2 * line
+        # Above the box, else below it, else inside its top edge: the first spot that
+        # neither leaves the picture nor covers a neighbour's label (a "1" is narrow).
+        spots = [(x0, y0 - h), (x0, y1 + 1), (x0 + line, y0 + line)]
+        tags = [(x, y, min(x + w, picture.width), y + h) for x, y in spots]
+        tag = next((t for t in tags if _free(t, picture.size, placed)), tags[0])
+        placed.append(tag)
+        pen.rectangle(tag, fill=colour)
+        pen.text((tag[0] + line - left, tag[1] + line - top), label, fill=(0, 0, 0), font=font)
+    return picture
+
+
+def _free(
+    tag: tuple[int, int, int, int],
+    size: tuple[int, int],
+    placed: list[tuple[int, int, int, int]],
+) -> bool:
+    x0, y0, x1, y1 = tag
+    inside = x0 >= 0 and y0 >= 0 and y1 <= size[1]
+    return inside and all(x1 <= a or a1 <= x0 or y1 <= b or b1 <= y0 for a, b, a1, b1 in placed)
 
 
 @st.cache_resource(show_spinner="Loading the model…")
@@ -116,47 +165,121 @@ def show_sidebar(predictor: Predictor, settings: Settings) -> None:
         st.header("Model")
         st.markdown(f"**Name:** {model_name(predictor)}")
         st.markdown(f"**Test accuracy:** {accuracy_text(predictor.card)}")
-        validation = card_metric(predictor.card, "val_accuracy")
-        if card_metric(predictor.card, "test_accuracy") is None and validation is not None:
+        card = predictor.card
+        validation = card.metric("val_accuracy") if card else None
+        if card and card.metric("test_accuracy") is None and validation is not None:
             # A freshly trained model has no test figure yet; say what is known instead.
             st.markdown(f"**Validation accuracy:** {percent_text(validation)}")
         st.markdown(f"**Backend:** {predictor.backend}")
         st.markdown("**Path:**")
         st.code(str(predictor.path), language=None, wrap_lines=True)
-        st.caption(
-            f"Predictions below {settings.uncertain_below:.0%} confidence are marked uncertain."
+        st.caption(f"Digits below {settings.uncertain_below:.0%} confidence are marked uncertain.")
+
+
+# ---- the result: small pieces, composed by show_reading ----------------------------------------
+def show_text(reading: Reading) -> None:
+    """The string read (large), and one line with the confidence."""
+    digits = reading.digits
+    lines = reading.text.split("\n")
+    if len(digits) == 1:
+        summary = f"**Prediction: {reading.text}** · confidence {digits[0].confidence:.1%}"
+    else:
+        summary = (
+            f"**Prediction: {' / '.join(lines)}** · {len(digits)} digits"
+            + (f" on {len(lines)} lines" if len(lines) > 1 else "")
+            + f" · lowest confidence {reading.confidence:.1%}"
         )
-
-
-def show_prediction(prediction: Prediction, settings: Settings) -> None:
-    """The digit (large), its confidence, a warning when unsure, the chart and the view."""
-    import pandas as pd
-
-    label, confidence = prediction.label, prediction.confidence
     with st.container(key="prediction"):
         st.markdown(
-            f"<div style='font-size:6rem;font-weight:700;line-height:1'>{label}</div>",
+            "<div style='font-size:6rem;font-weight:700;line-height:1;letter-spacing:0.05em'>"
+            f"{'<br>'.join(lines)}</div>",
             unsafe_allow_html=True,
         )
-        st.markdown(f"**Prediction: {label}** · confidence {confidence:.1%}")
-    if prediction.uncertain:
-        ranked = np.argsort(prediction.probabilities)[::-1]
+        st.markdown(summary)
+
+
+def show_uncertain(reading: Reading, settings: Settings) -> None:
+    """A warning naming each digit the model is unsure of, and what else it could be."""
+    unsure = [(i, d) for i, d in enumerate(reading.digits, 1) if d.uncertain]
+    if not unsure:
+        return
+    threshold = f"{settings.uncertain_below:.0%}"
+    if len(reading.digits) == 1:
+        digit = unsure[0][1]
         st.warning(
-            f"Uncertain: the model is only {confidence:.0%} sure (below "
-            f"{settings.uncertain_below:.0%}); it could also be a {int(ranked[1])}. "
-            "Try drawing it larger and centred."
+            f"Uncertain: the model is only {digit.confidence:.0%} sure (below {threshold}); "
+            f"it could also be a {digit.top(2)[1][0]}. Try drawing it larger and centred."
         )
-    chart = pd.DataFrame(
-        {"digit": [str(d) for d in range(10)], "probability": prediction.probabilities}
+        return
+    named = "; ".join(
+        f"digit {i} (read as {d.label}, {d.confidence:.0%} sure; could also be a {d.top(2)[1][0]})"
+        for i, d in unsure
     )
+    st.warning(
+        f"Uncertain, below {threshold}: {named}. Try writing the digits larger, "
+        "with a little space between them."
+    )
+
+
+def show_not_read(reading: Reading) -> None:
+    """Why nothing was read: no ink at all, or ink the model says is no digit."""
+    reason = reading.reason or ""
+    if reading.status == "not_a_digit":
+        detail = reason.removeprefix("not a digit:").strip()
+        st.warning(f"{NOT_A_DIGIT}" + (f": {detail}." if detail else "."))
+    else:
+        detail = reason.removeprefix("no digit found:").strip()
+        st.warning("No digit found" + (f": {detail}." if detail else "."))
+
+
+def show_boxes(image: Image.Image, reading: Reading, caption: str) -> None:
+    st.image(boxes_image(image, reading.digits), caption=caption, width="content")
+
+
+def show_views(reading: Reading) -> None:
+    """The 28×28 view of each digit, in reading order, with its label and confidence."""
+    st.image(
+        [view_image(d.view, scale=4) for d in reading.digits],
+        caption=[digit_caption(d) for d in reading.digits],
+        width=112,
+    )
+    st.caption("What the model saw (28×28 per digit)")
+
+
+def show_chart(digit: Digit) -> None:
+    import pandas as pd
+
+    chart = pd.DataFrame({"digit": [str(d) for d in range(10)], "probability": digit.probabilities})
     st.bar_chart(chart, x="digit", y="probability", height=220, sort=False)
-    st.image(view_image(prediction.view), caption="What the model saw (28×28)", width=168)
 
 
-def predict_and_show(predictor: Predictor, source: Any, settings: Settings) -> Prediction | None:
-    """Predict ``source`` and show it; unreadable or empty inputs become messages."""
+def show_reading(reading: Reading, image: Image.Image, settings: Settings, caption: str) -> None:
+    """What was read in ``image``: the string, warnings, boxes over the input, views, chart."""
+    if not reading.digits:
+        show_not_read(reading)
+        return
+    text_column, boxes_column = st.columns([2, 3], gap="large")
+    with text_column:
+        show_text(reading)
+        show_uncertain(reading, settings)
+    with boxes_column:
+        show_boxes(image, reading, caption)
+    show_views(reading)
+    if len(reading.digits) == 1:
+        show_chart(reading.digits[0])
+    elif reading.uncertain:
+        least = min(reading.digits, key=lambda d: d.confidence)
+        st.caption(f"Probabilities of the least sure digit (read as {least.label})")
+        show_chart(least)
+
+
+def read_and_show(
+    predictor: Predictor, image: Image.Image, settings: Settings, caption: str
+) -> Reading | None:
+    """Read ``image`` and show it; unreadable inputs and failures become messages."""
     try:
-        prediction = predictor.predict(source)
+        reading = predictor.read(image)
+        show_reading(reading, image, settings, caption)
     except NoDigitFound as exc:
         st.warning(f"No digit found: {exc}")
         return None
@@ -164,36 +287,42 @@ def predict_and_show(predictor: Predictor, source: Any, settings: Settings) -> P
         st.error(f"Cannot read this image: {exc}")
         return None
     except Exception as exc:  # one odd input must not take the page down
-        _LOGGER.exception("prediction failed")
-        st.error(f"The prediction failed ({type(exc).__name__}: {exc}); please report this.")
+        _LOGGER.exception("reading failed")
+        st.error(f"The reading failed ({type(exc).__name__}: {exc}); please report this.")
         return None
-    show_prediction(prediction, settings)
-    return prediction
+    return reading
 
 
+# ---- the inputs ---------------------------------------------------------------------------------
 def drawing_input() -> Image.Image | None:
     from streamlit_drawable_canvas import st_canvas  # only importable inside Streamlit
 
-    stroke = st.slider("Stroke width", 5, 40, DEFAULT_STROKE, key="stroke_width")
+    slider, hint = st.columns([1, 2], vertical_alignment="bottom")
+    with slider:
+        stroke = st.slider("Stroke width", 5, 40, DEFAULT_STROKE, key="stroke_width")
+    with hint:
+        st.caption(
+            "Write a digit or a number, large, digits side by side. The toolbar on the "
+            "canvas undoes, redoes and clears (bin)."
+        )
     st.space("small")  # room for the canvas toolbar, which floats above the canvas
     result = st_canvas(
         stroke_width=stroke,
         stroke_color="#FFFFFF",
         background_color="#000000",
         update_streamlit=True,
-        height=CANVAS_SIZE,
-        width=CANVAS_SIZE,
+        height=CANVAS_HEIGHT,
+        width=CANVAS_WIDTH,
         drawing_mode="freedraw",
         return_image_data=True,
         key="canvas",
     )
-    st.caption("Draw one digit, large. The toolbar on the canvas undoes, redoes and clears (bin).")
     return canvas_image(result.image_data)
 
 
 def upload_input() -> tuple[str, bytes] | None:
     upload = st.file_uploader(
-        "Upload an image of one digit",
+        "Upload an image of a digit or a number",
         type=UPLOAD_TYPES,
         key="upload",
         help="PNG, JPEG, WebP, GIF or BMP; dark ink on light paper or light on dark.",
@@ -202,14 +331,12 @@ def upload_input() -> tuple[str, bytes] | None:
 
 
 def camera_input() -> tuple[str, bytes] | None:
-    photo = st.camera_input("Photograph one digit on paper", key="camera")
+    photo = st.camera_input("Photograph a digit or a number on paper", key="camera")
     return None if photo is None else ("camera photo", photo.getvalue())
 
 
-def show_file_result(
-    predictor: Predictor, name: str, data: bytes, settings: Settings, preview: Any
-) -> None:
-    """Predict an uploaded file or photo; a bad one is an error message, never a crash."""
+def show_file_result(predictor: Predictor, name: str, data: bytes, settings: Settings) -> None:
+    """Read an uploaded file or photo; a bad one is an error message, never a crash."""
     from digitctl.imaging import load_image
 
     limit = settings.max_upload_mb * 2**20
@@ -224,21 +351,24 @@ def show_file_result(
     except ImageError as exc:
         st.error(f"Cannot read {name}: {exc}")
         return
-    if predict_and_show(predictor, image, settings) is not None:
-        preview.image(image.convert("RGB"), caption=name, width=168)
+    reading = read_and_show(predictor, image, settings, caption=name)
+    if reading is not None and not reading.digits:
+        # Nothing was read: show the picture, so it is clear what was looked at.
+        st.image(image.convert("RGB"), caption=name, width=240)
 
 
 HINTS = {
-    DRAW: "Draw a digit on the black canvas to see the prediction.",
-    UPLOAD: "Upload an image of one digit to see the prediction.",
-    CAMERA: "Take a photo of one digit to see the prediction.",
+    DRAW: "Draw a digit or a number on the black canvas to see what the model reads.",
+    UPLOAD: "Upload an image of a digit or a number to see what the model reads.",
+    CAMERA: "Take a photo of a digit or a number to see what the model reads.",
 }
 
 
 def main() -> None:
-    st.set_page_config(page_title="digitctl: draw a digit", page_icon="✏️", layout="wide")
+    st.set_page_config(page_title="digitctl: read digits", page_icon="✏️", layout="wide")
     try:
         settings = load_settings()
+        tune_process(predicting=True, debug=settings.debug)
         predictor = load_app_predictor(settings)
     except DigitctlError as exc:
         st.error(f"Cannot start: {exc}")
@@ -247,18 +377,16 @@ def main() -> None:
 
     st.title("Handwritten digit recognition")
     kind = st.radio("Input", [DRAW, UPLOAD, CAMERA], horizontal=True, key="input")
-    left, right = st.columns([1, 1], gap="large")
-    with left:
-        drawing = drawing_input() if kind == DRAW else None
-        given = upload_input() if kind == UPLOAD else camera_input() if kind == CAMERA else None
-        preview = st.empty()
-    with right:
-        if drawing is not None:
-            predict_and_show(predictor, drawing, settings)
-        elif given is not None:
-            show_file_result(predictor, given[0], given[1], settings, preview)
-        else:
-            st.info(HINTS[kind])
+    # The input on top, full width (the canvas is 3:1), the result under it.
+    drawing = drawing_input() if kind == DRAW else None
+    given = upload_input() if kind == UPLOAD else camera_input() if kind == CAMERA else None
+    st.divider()
+    if drawing is not None:
+        read_and_show(predictor, drawing, settings, caption="Your drawing, as read")
+    elif given is not None:
+        show_file_result(predictor, given[0], given[1], settings)
+    else:
+        st.info(HINTS[kind])
 
 
 if __name__ == "__main__":

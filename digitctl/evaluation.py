@@ -1,7 +1,8 @@
 """Evaluation on the MNIST test set: accuracy, loss, confusion matrix, per-class report.
 
 Writes ``artifacts/metrics.json``, ``artifacts/confusion_matrix.png`` and
-``artifacts/misclassified_example.png`` (the most confident mistakes).
+``artifacts/misclassified_example.png`` (the most confident mistakes), and records the
+test figures in the model's card (:class:`digitctl.modelfiles.ModelCard`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,14 @@ import numpy as np
 
 from digitctl.atomic import write_json
 from digitctl.errors import ModelError
-from digitctl.modelfiles import load_keras_model, resolve_model_path
+from digitctl.modelfiles import (
+    BUNDLED_MODEL_DIR,
+    ModelCard,
+    card_path_for,
+    load_keras_model,
+    read_card,
+    resolve_model_path,
+)
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -42,6 +50,7 @@ class Evaluation:
     fingerprint: str | None = None
     metrics_path: Path | None = None
     artifacts: list[Path] = field(default_factory=list)
+    card_path: Path | None = None  # the model card updated with these figures
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -55,6 +64,7 @@ class Evaluation:
             "data_fingerprint": self.fingerprint,
             "metrics": str(self.metrics_path) if self.metrics_path else None,
             "artifacts": [str(p) for p in self.artifacts],
+            "card": str(self.card_path) if self.card_path else None,
         }
 
 
@@ -139,13 +149,13 @@ def evaluate_model(
     path = resolve_model_path(settings, model_path)
     if path.suffix not in (".keras", ".h5"):
         raise ModelError(f"{path} is not a Keras model (.keras or .h5); evaluate needs one")
-    model = load_keras_model(path, unsafe=settings.unsafe_load)
+    model = load_keras_model(path, unsafe=settings.unsafe_load, debug=settings.debug)
 
     from digitctl.data import load_splits
 
     splits = load_splits(settings, progress=progress)
     probabilities = predict_probabilities(model, splits.x_test, progress=progress)
-    return write_evaluation(
+    evaluation = write_evaluation(
         path,
         splits.x_test,
         splits.y_test,
@@ -153,6 +163,36 @@ def evaluate_model(
         settings.artifacts_path,
         fingerprint=splits.fingerprint,
     )
+    evaluation.card_path = record_in_card(evaluation)
+    return evaluation
+
+
+def record_in_card(evaluation: Evaluation) -> Path | None:
+    """Put the test figures into the model's card (made if missing) and return its path.
+
+    None, and nothing written, for the bundled model (its shipped card holds its one
+    official test run) or where the model's folder cannot be written.
+    """
+    path = evaluation.model_path
+    if path.resolve().parent == BUNDLED_MODEL_DIR:
+        return None
+    card = read_card(path) or ModelCard(name=path.stem)
+    card.metrics.update(
+        test_accuracy=evaluation.accuracy,
+        test_loss=evaluation.loss,
+        test_errors=evaluation.errors,
+        test_images=evaluation.images,
+    )
+    card.evaluation = {
+        "per_class": {str(d): evaluation.report[str(d)] for d in range(NUM_CLASSES)},
+        "averages": {k: evaluation.report[k] for k in ("macro avg", "weighted avg")},
+        "confusion_matrix": evaluation.confusion.tolist(),
+        "data_fingerprint": evaluation.fingerprint,
+    }
+    try:
+        return card.write(card_path_for(path))
+    except OSError:
+        return None
 
 
 def write_evaluation(

@@ -1,0 +1,87 @@
+"""The Python API: the few calls a Python user wants, each a thin wrapper over the library.
+
+Reached as ``digitctl.load_model``, ``digitctl.read``, ``digitctl.train`` and
+``digitctl.evaluate`` (``import digitctl`` loads this module only when one of them is first
+used). Settings resolve as for the CLI: defaults < ``digitctl.toml`` (or
+``$DIGITCTL_CONFIG``) < ``DIGITCTL_*`` variables < the keyword arguments given here; or
+pass a ready :class:`~digitctl.config.Settings` as ``settings``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from digitctl.config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from digitctl.evaluation import Evaluation
+    from digitctl.imaging import ImageSource
+    from digitctl.inference import Predictor
+    from digitctl.reading import Reading
+    from digitctl.training import TrainResult
+
+ModelPath = str | os.PathLike[str] | None
+
+
+def _settings(settings: Settings | None, overrides: dict[str, Any]) -> Settings:
+    if settings is None:
+        return load_settings(overrides=overrides)
+    return settings.with_overrides(**overrides) if overrides else settings
+
+
+def _path(model: ModelPath) -> Path | None:
+    return None if model is None else Path(model)
+
+
+def load_model(
+    model: ModelPath = None, *, settings: Settings | None = None, **overrides: Any
+) -> Predictor:
+    """The predictor for ``model`` (``.keras``, ``.tflite`` or ``.onnx``; None: the
+    workspace's model, else the bundled one), on its LiteRT export when there is one."""
+    from digitctl.inference import load_predictor
+
+    return load_predictor(_settings(settings, overrides), model=_path(model))
+
+
+def read(source: ImageSource, model: ModelPath = None) -> Reading:
+    """Every digit in one image (a path, bytes, a file object or a PIL image), left to
+    right, lines top to bottom: ``.text`` is the string ("2026"; "" when nothing was
+    read), ``.digits`` each digit with its label, confidence, probabilities and box,
+    ``.status`` ``ok``, ``not_a_digit`` or ``no_digit``. A single digit is a reading of
+    length one (``.label``). To read many images, load the model once with
+    :func:`load_model` and call its ``read`` / ``read_many``."""
+    return load_model(model).read(source)
+
+
+def train(
+    *,
+    settings: Settings | None = None,
+    resume: bool = False,
+    save_format: str = "keras",
+    progress: Progress | None = None,
+    **overrides: Any,
+) -> TrainResult:
+    """Train a model into the workspace, as ``digitctl train`` does (keyword arguments
+    are settings: ``recipe``, ``epochs``, ``limit``, ``workspace``, ``mirror``, ...)."""
+    from digitctl.training import train_model
+
+    return train_model(
+        _settings(settings, overrides), progress=progress, resume=resume, save_format=save_format
+    )
+
+
+def evaluate(
+    model: ModelPath = None,
+    *,
+    settings: Settings | None = None,
+    progress: Progress | None = None,
+    **overrides: Any,
+) -> Evaluation:
+    """Evaluate a Keras model on the MNIST test set, as ``digitctl evaluate`` does."""
+    from digitctl.evaluation import evaluate_model
+
+    return evaluate_model(_settings(settings, overrides), _path(model), progress=progress)
