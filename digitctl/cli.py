@@ -549,6 +549,102 @@ def serve(
     ui.info("Server stopped.")
 
 
+# --------------------------------------------------------------------------------------
+# feedback / finetune: corrections become training data (digitctl.feedback, .finetune)
+# --------------------------------------------------------------------------------------
+feedback_app = typer.Typer(
+    help="Store corrections (images the model misread, with their true digit).",
+    no_args_is_help=True,
+)
+app.add_typer(feedback_app, name="feedback")
+
+
+@feedback_app.command("add")
+@handles_errors
+def feedback_add(
+    ctx: typer.Context,
+    paths: Annotated[
+        list[Path],
+        typer.Argument(help="Image files of that digit.", metavar="IMAGE...", show_default=False),
+    ],
+    label: Annotated[int, typer.Option("--label", "-l", min=0, max=9, help="The true digit.")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="JSON Lines on stdout, one object per image.")
+    ] = False,
+) -> None:
+    """Add images of one digit to the feedback store (exit 1 if any could not be read)."""
+    from digitctl import feedback
+
+    settings = _state(ctx).settings()
+    outcomes = feedback.add_images(settings, paths, label)
+    for outcome in outcomes:
+        if outcome.error is not None:
+            ui.error_line(outcome.error)
+        if as_json:
+            ui.print_json(outcome.as_dict())
+    stored = [o for o in outcomes if o.sample is not None]
+    if not as_json:
+        by_status = {
+            s: sum(o.status == s for o in outcomes) for s in ("added", "duplicate", "relabelled")
+        }
+        wrong = sum(o.sample.predicted != label for o in stored if o.sample is not None)
+        ui.info(
+            f"[green]✓[/green] digit {label}: {by_status['added']} added, "
+            f"{by_status['duplicate']} already stored, {by_status['relabelled']} relabelled "
+            f"(the model read {wrong} of {len(stored)} wrong) in {settings.feedback_path}"
+        )
+    if len(stored) < len(outcomes):
+        raise typer.Exit(1)
+
+
+@feedback_app.command("list")
+@handles_errors
+def feedback_list(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,
+) -> None:
+    """Show how many corrections are stored per digit, and where."""
+    from digitctl import feedback
+
+    settings = _state(ctx).settings()
+    summary = feedback.summarize(settings)
+    if as_json:
+        ui.print_json(summary.as_dict())
+        return
+    rows = [(d, summary.counts[d], summary.misread[d]) for d in sorted(summary.counts)]
+    ui.out_console().print(
+        ui.table(
+            f"Feedback: {summary.total} sample(s)", ["digit", "samples", "model read wrong"], rows
+        )
+    )
+    ui.info(f"stored in {summary.directory}")
+    if summary.total:
+        ui.info("learn them with `digitctl finetune`")
+
+
+@feedback_app.command("clear")
+@handles_errors
+def feedback_clear(
+    ctx: typer.Context,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete every stored correction."""
+    from digitctl import feedback
+
+    settings = _state(ctx).settings()
+    total = feedback.summarize(settings).total
+    if total == 0:
+        ui.info(f"no feedback stored in {settings.feedback_path}")
+        return
+    if not yes and not typer.confirm(
+        f"Delete all {total} feedback sample(s) in {settings.feedback_path}?", err=True
+    ):
+        ui.info("nothing deleted")
+        raise typer.Exit(1)
+    removed = feedback.clear(settings)
+    ui.info(f"[green]✓[/green] deleted {removed} sample(s) from {settings.feedback_path}")
+
+
 def main() -> None:
     """Console-script entry point."""
     app()
