@@ -9,4 +9,14 @@ from digitctl.errors import DigitctlError
 
 __version__ = "0.1.0"
 
-__all__ = ["DigitctlError", "Settings", "__version__", "load_settings"]
+
+def __getattr__(name: str) -> object:
+    # Loaded on first use: importing digitctl stays free of TensorFlow and NumPy.
+    if name == "finetune":
+        from digitctl.finetuning import finetune
+
+        return finetune
+    raise AttributeError(f"module 'digitctl' has no attribute {name!r}")
+
+
+__all__ = ["DigitctlError", "Settings", "__version__", "finetune", "load_settings"]

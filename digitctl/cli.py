@@ -550,7 +550,7 @@ def serve(
 
 
 # --------------------------------------------------------------------------------------
-# feedback / finetune: corrections become training data (digitctl.feedback, .finetune)
+# feedback / finetune: corrections become training data (digitctl.feedback, .finetuning)
 # --------------------------------------------------------------------------------------
 feedback_app = typer.Typer(
     help="Store corrections (images the model misread, with their true digit).",
@@ -643,6 +643,92 @@ def feedback_clear(
         raise typer.Exit(1)
     removed = feedback.clear(settings)
     ui.info(f"[green]✓[/green] deleted {removed} sample(s) from {settings.feedback_path}")
+
+
+@app.command()
+@handles_errors
+def finetune(
+    ctx: typer.Context,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Install the new model even if it is not better, or MNIST suffers."
+        ),
+    ] = False,
+    epochs: Annotated[
+        int | None, typer.Option(min=1, help="Passes over the replay set (default 4).")
+    ] = None,
+    holdout: Annotated[
+        float | None,
+        typer.Option(min=0.05, max=0.5, help="Share of each digit's corrections held out (0.2)."),
+    ] = None,
+    learning_rate: Annotated[
+        float | None, typer.Option(help="Starting learning rate, cosine-decayed (1e-3).")
+    ] = None,
+    train_layers: Annotated[
+        str | None,
+        typer.Option("--train", help="all (default; batch-norm statistics kept) or head."),
+    ] = None,
+    unsafe_load: UnsafeLoadOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Learn the stored corrections (with an MNIST replay) and install the result if better."""
+    from digitctl import finetuning as tuning
+
+    settings = _state(ctx).settings(unsafe_load=unsafe_load)
+    with ui.task_progress(transient=True) as progress:
+        result = tuning.finetune_model(
+            settings,
+            force=force,
+            epochs=epochs,
+            holdout=holdout,
+            learning_rate=learning_rate,
+            train=train_layers,
+            progress=progress,
+        )
+    for warning in result.warnings:
+        ui.warn(warning)
+    if as_json:
+        ui.print_json(result.as_dict())
+    else:
+        ui.out_console().print(_finetune_table(result))
+    if result.refused is not None and not result.installed:
+        ui.error_line(
+            f"not installed: {result.refused}; the model in use is unchanged "
+            "(--force installs it anyway)"
+        )
+        raise typer.Exit(1)
+    if result.forced:
+        ui.warn(f"installed although {result.refused} (--force)")
+    if not as_json:
+        ui.info(f"[green]✓[/green] installed {result.model_path}: predict and serve use it now")
+
+
+def _finetune_table(result: Any) -> Any:
+    def pct(value: float) -> str:
+        return f"{value:.2%}"
+
+    held = sum(result.holdout_counts.values())
+    rows = [
+        ("base model", result.base_model),
+        (
+            "corrections",
+            f"{sum(result.feedback_counts.values())} "
+            f"({sum(result.train_counts.values())} learnt, {held} held out)",
+        ),
+        ("MNIST replay", f"{result.replay_images:,} images"),
+        (
+            "held-out corrections",
+            f"{pct(result.holdout_before.accuracy)} → {pct(result.holdout_after.accuracy)}",
+        ),
+        (
+            f"MNIST test ({result.mnist_source}, {result.mnist_after.images:,})",
+            f"{pct(result.mnist_before.accuracy)} → {pct(result.mnist_after.accuracy)}",
+        ),
+        ("time", f"{result.seconds.get('total', 0):.1f} s"),
+        ("installed", "yes" if result.installed else "no"),
+    ]
+    return ui.table("Fine-tuning", ["", ""], rows)
 
 
 def main() -> None:

@@ -153,8 +153,16 @@ def show_prediction(prediction: Prediction, settings: Settings) -> None:
     st.image(view_image(prediction.view), caption="What the model saw (28×28)", width=168)
 
 
-def predict_and_show(predictor: Predictor, source: Any, settings: Settings) -> Prediction | None:
-    """Predict ``source`` and show it; unreadable or empty inputs become messages."""
+def predict_and_show(
+    predictor: Predictor,
+    source: Any,
+    settings: Settings,
+    original: tuple[str, bytes] | None = None,
+) -> Prediction | None:
+    """Predict ``source`` and show it; unreadable or empty inputs become messages.
+
+    ``original`` (name, encoded bytes) is what a correction stores; None: no buttons.
+    """
     try:
         prediction = predictor.predict(source)
     except NoDigitFound as exc:
@@ -168,6 +176,8 @@ def predict_and_show(predictor: Predictor, source: Any, settings: Settings) -> P
         st.error(f"The prediction failed ({type(exc).__name__}: {exc}); please report this.")
         return None
     show_prediction(prediction, settings)
+    if original is not None:
+        show_correction(prediction, original[0], original[1], settings)
     return prediction
 
 
@@ -224,7 +234,7 @@ def show_file_result(
     except ImageError as exc:
         st.error(f"Cannot read {name}: {exc}")
         return
-    if predict_and_show(predictor, image, settings) is not None:
+    if predict_and_show(predictor, image, settings, original=(name, data)) is not None:
         preview.image(image.convert("RGB"), caption=name, width=168)
 
 
@@ -233,6 +243,63 @@ HINTS = {
     UPLOAD: "Upload an image of one digit to see the prediction.",
     CAMERA: "Take a photo of one digit to see the prediction.",
 }
+
+
+# --------------------------------------------------------------------------------------
+# corrections: "Wrong? This is a …" stores the sample for `digitctl finetune`
+# --------------------------------------------------------------------------------------
+CORRECTION_PROMPT = "Wrong? This is a …"
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def show_correction(prediction: Prediction, name: str, data: bytes, settings: Settings) -> None:
+    """Ten digit buttons; the one chosen stores the input with that label (and says so)."""
+    from digitctl.feedback import FeedbackStore
+
+    st.markdown(f"**{CORRECTION_PROMPT}**")
+    chosen = None
+    for digit, column in enumerate(st.columns(10, gap="small")):
+        if column.button(str(digit), key=f"correct_{digit}", width="stretch"):
+            chosen = digit
+    if chosen is None:
+        return
+    try:
+        outcome = FeedbackStore.for_settings(settings).add(
+            data, chosen, predicted=prediction.label, view=prediction.view, source=name
+        )
+    except DigitctlError as exc:
+        st.error(f"Could not save the correction: {exc}")
+        return
+    said = {
+        "added": "Saved",
+        "duplicate": "Already saved",
+        "relabelled": "Saved (relabelled)",
+    }[outcome.status]
+    st.success(
+        f"{said}: this {name} is a {chosen}. Run `digitctl finetune` to teach the model.",
+        icon="✅",
+    )
+
+
+def show_feedback_sidebar(settings: Settings) -> None:
+    from digitctl.feedback import FeedbackStore
+
+    summary = FeedbackStore.for_settings(settings).summary()
+    with st.sidebar:
+        st.header("Your corrections")
+        st.markdown(f"**Corrections stored:** {summary.total}")
+        if summary.total:
+            counts = ", ".join(f"{d}: {n}" for d, n in summary.counts.items() if n)
+            st.caption(f"Per digit: {counts}")
+        st.markdown("Teach the model your handwriting (at least 5 of each corrected digit):")
+        st.code("digitctl finetune", language="bash")
 
 
 def main() -> None:
@@ -254,11 +321,12 @@ def main() -> None:
         preview = st.empty()
     with right:
         if drawing is not None:
-            predict_and_show(predictor, drawing, settings)
+            predict_and_show(predictor, drawing, settings, original=("drawing", png_bytes(drawing)))
         elif given is not None:
             show_file_result(predictor, given[0], given[1], settings, preview)
         else:
             st.info(HINTS[kind])
+    show_feedback_sidebar(settings)
 
 
 if __name__ == "__main__":
