@@ -125,9 +125,15 @@ def main() -> None:
         [p for ps in feedback_files.values() for p in ps],
         [d for d, ps in feedback_files.items() for _ in ps],
     )
+    import resource
+
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    load_before = os.getloadavg()[0]
     started = time.perf_counter()
     run = digitctl(*top, "finetune", "--json", *args.finetune_args, check=False)
     wall = time.perf_counter() - started
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
     if run.returncode not in (0, 1):
         sys.exit(f"finetune failed ({run.returncode}):\n{run.stderr[-3000:]}")
     summary = json.loads(run.stdout)
@@ -152,6 +158,11 @@ def main() -> None:
         "refused": summary["refused"],
         "finetune_exit_code": run.returncode,
         "finetune_process_seconds": round(wall, 2),
+        # CPU time of that process: on an otherwise idle machine its wall time is about
+        # this divided by the cores it keeps busy (a shared machine's wall time is not).
+        "finetune_process_cpu_seconds": round(cpu, 2),
+        "finetune_peak_rss_mib": round(cpu_after.ru_maxrss / 1024, 1),
+        "load_average_at_start": round(load_before, 2),
         "finetune_seconds": summary["seconds"],
         "finetune_settings": summary["settings"],
         "machine": {

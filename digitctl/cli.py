@@ -656,18 +656,23 @@ def finetune(
         ),
     ] = False,
     epochs: Annotated[
-        int | None, typer.Option(min=1, help="Passes over the replay set (default 4).")
+        int | None,
+        typer.Option(min=1, help="Passes over the MNIST replay mixed with the corrections (2)."),
     ] = None,
     holdout: Annotated[
         float | None,
         typer.Option(min=0.05, max=0.5, help="Share of each digit's corrections held out (0.2)."),
     ] = None,
     learning_rate: Annotated[
-        float | None, typer.Option(help="Starting learning rate, cosine-decayed (1e-3).")
+        float | None, typer.Option(help="Starting learning rate, cosine-decayed (2e-3).")
     ] = None,
     train_layers: Annotated[
         str | None,
-        typer.Option("--train", help="all (default; batch-norm statistics kept) or head."),
+        typer.Option(
+            "--train",
+            help="Layers trained: all (default; batch-norm statistics kept), top (the later half "
+            "of the convolutions and the head) or head.",
+        ),
     ] = None,
     unsafe_load: UnsafeLoadOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,

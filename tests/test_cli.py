@@ -11,7 +11,17 @@ from typer.testing import CliRunner
 from digitctl import __version__
 from digitctl.cli import app
 
-COMMANDS = ["config", "download", "preprocess", "train", "evaluate", "predict", "serve"]
+COMMANDS = [
+    "config",
+    "download",
+    "preprocess",
+    "train",
+    "evaluate",
+    "predict",
+    "serve",
+    "feedback",
+    "finetune",
+]
 HEAVY = ["tensorflow", "keras", "matplotlib", "sklearn", "streamlit"]
 
 
