@@ -226,7 +226,8 @@ class FeedbackStore:
             return None
 
     def samples(self) -> list[FeedbackSample]:
-        """Every complete sample, oldest first (records that cannot be read are skipped)."""
+        """Every complete sample, in the order of their ids (stable from run to run, so a
+        seeded hold-out picks the same samples); records that cannot be read are skipped."""
         folder = self.samples_path
         try:
             records = sorted(folder.glob("*.json"))
@@ -234,7 +235,7 @@ class FeedbackStore:
             return []
         found = [self._read_record(path) for path in records]
         samples = [s for s in found if s is not None and (folder / s.view_file).is_file()]
-        return sorted(samples, key=lambda s: (s.created, s.id))
+        return sorted(samples, key=lambda s: s.id)
 
     def summary(self) -> FeedbackSummary:
         counts = dict.fromkeys(LABELS, 0)
