@@ -549,7 +549,7 @@ def finetune_model(
     store = FeedbackStore.for_settings(settings)
     x_all, y_all, _ = store.views()
     counts = {d: int(np.sum(y_all == d)) for d in range(10)}
-    check_counts(counts, store.directory)
+    check_counts(counts, store.directory.absolute())
     train_idx, held_idx = stratified_holdout(y_all, plan["holdout"], settings.seed)
     x_all = x_all.reshape((len(x_all), 28, 28, 1))
 
