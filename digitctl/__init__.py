@@ -12,10 +12,15 @@ from digitctl.errors import DigitctlError
 
 __version__ = "0.1.0"
 
-_API = ("evaluate", "load_model", "read", "train")
+_API = ("evaluate", "finetune", "load_model", "read", "train")
 
 
 def __getattr__(name: str) -> Any:
+    # Loaded on first use: importing digitctl stays free of TensorFlow and NumPy.
+    if name == "finetune":
+        from digitctl.finetuning import finetune
+
+        return finetune
     if name in _API:
         from digitctl import api
 

@@ -551,6 +551,193 @@ def serve(
     ui.info("Server stopped.")
 
 
+# --------------------------------------------------------------------------------------
+# feedback / finetune: corrections become training data (digitctl.feedback, .finetuning)
+# --------------------------------------------------------------------------------------
+feedback_app = typer.Typer(
+    help="Store corrections (images the model misread, with their true digit).",
+    no_args_is_help=True,
+)
+app.add_typer(feedback_app, name="feedback")
+
+
+@feedback_app.command("add")
+@handles_errors
+def feedback_add(
+    ctx: typer.Context,
+    paths: Annotated[
+        list[Path],
+        typer.Argument(help="Image files of that digit.", metavar="IMAGE...", show_default=False),
+    ],
+    label: Annotated[int, typer.Option("--label", "-l", min=0, max=9, help="The true digit.")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="JSON Lines on stdout, one object per image.")
+    ] = False,
+) -> None:
+    """Add images of one digit to the feedback store (exit 1 if any could not be read)."""
+    from digitctl import feedback
+
+    settings = _state(ctx).settings()
+    outcomes = feedback.add_images(settings, paths, label)
+    for outcome in outcomes:
+        if outcome.error is not None:
+            ui.error_line(outcome.error)
+        if as_json:
+            ui.print_json(outcome.as_dict())
+    stored = [o for o in outcomes if o.sample is not None]
+    if not as_json:
+        by_status = {
+            s: sum(o.status == s for o in outcomes) for s in ("added", "duplicate", "relabelled")
+        }
+        wrong = sum(o.sample.predicted != label for o in stored if o.sample is not None)
+        ui.info(
+            f"[green]✓[/green] digit {label}: {by_status['added']} added, "
+            f"{by_status['duplicate']} already stored, {by_status['relabelled']} relabelled "
+            f"(the model read {wrong} of {len(stored)} wrong) in {settings.feedback_path}"
+        )
+    if len(stored) < len(outcomes):
+        raise typer.Exit(1)
+
+
+@feedback_app.command("list")
+@handles_errors
+def feedback_list(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,
+) -> None:
+    """Show how many corrections are stored per digit, and where."""
+    from digitctl import feedback
+
+    settings = _state(ctx).settings()
+    summary = feedback.summarize(settings)
+    if as_json:
+        ui.print_json(summary.as_dict())
+        return
+    rows = [(d, summary.counts[d], summary.misread[d]) for d in sorted(summary.counts)]
+    ui.out_console().print(
+        ui.table(
+            f"Feedback: {summary.total} sample(s)", ["digit", "samples", "model read wrong"], rows
+        )
+    )
+    ui.info(f"stored in {summary.directory}")
+    if summary.total:
+        ui.info("learn them with `digitctl finetune`")
+
+
+@feedback_app.command("clear")
+@handles_errors
+def feedback_clear(
+    ctx: typer.Context,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete every stored correction."""
+    from digitctl import feedback
+
+    settings = _state(ctx).settings()
+    total = feedback.summarize(settings).total
+    if total == 0:
+        ui.info(f"no feedback stored in {settings.feedback_path}")
+        return
+    if not yes and not typer.confirm(
+        f"Delete all {total} feedback sample(s) in {settings.feedback_path}?", err=True
+    ):
+        ui.info("nothing deleted")
+        raise typer.Exit(1)
+    removed = feedback.clear(settings)
+    ui.info(f"[green]✓[/green] deleted {removed} sample(s) from {settings.feedback_path}")
+
+
+@app.command()
+@handles_errors
+def finetune(
+    ctx: typer.Context,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Install the new model even if it is not better, or MNIST suffers."
+        ),
+    ] = False,
+    epochs: Annotated[
+        int | None,
+        typer.Option(min=1, help="Passes over the MNIST replay mixed with the corrections (2)."),
+    ] = None,
+    holdout: Annotated[
+        float | None,
+        typer.Option(min=0.05, max=0.5, help="Share of each digit's corrections held out (0.2)."),
+    ] = None,
+    learning_rate: Annotated[
+        float | None, typer.Option(help="Starting learning rate, cosine-decayed (2e-3).")
+    ] = None,
+    train_layers: Annotated[
+        str | None,
+        typer.Option(
+            "--train",
+            help="Layers trained: all (default; batch-norm statistics kept), top (the later half "
+            "of the convolutions and the head) or head.",
+        ),
+    ] = None,
+    unsafe_load: UnsafeLoadOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Learn the stored corrections (with an MNIST replay) and install the result if better."""
+    from digitctl import finetuning as tuning
+
+    settings = _state(ctx).settings(unsafe_load=unsafe_load)
+    with ui.task_progress(transient=True) as progress:
+        result = tuning.finetune_model(
+            settings,
+            force=force,
+            epochs=epochs,
+            holdout=holdout,
+            learning_rate=learning_rate,
+            train=train_layers,
+            progress=progress,
+        )
+    for warning in result.warnings:
+        ui.warn(warning)
+    if as_json:
+        ui.print_json(result.as_dict())
+    else:
+        ui.out_console().print(_finetune_table(result))
+    if result.refused is not None and not result.installed:
+        ui.error_line(
+            f"not installed: {result.refused}; the model in use is unchanged "
+            "(--force installs it anyway)"
+        )
+        raise typer.Exit(1)
+    if result.forced:
+        ui.warn(f"installed although {result.refused} (--force)")
+    if not as_json:
+        ui.info(f"[green]✓[/green] installed {result.model_path}: predict and serve use it now")
+
+
+def _finetune_table(result: Any) -> Any:
+    def pct(value: float) -> str:
+        return f"{value:.2%}"
+
+    held = sum(result.holdout_counts.values())
+    rows = [
+        ("base model", result.base_model),
+        (
+            "corrections",
+            f"{sum(result.feedback_counts.values())} "
+            f"({sum(result.train_counts.values())} learnt, {held} held out)",
+        ),
+        ("MNIST replay", f"{result.replay_images:,} images"),
+        (
+            "held-out corrections",
+            f"{pct(result.holdout_before.accuracy)} → {pct(result.holdout_after.accuracy)}",
+        ),
+        (
+            f"MNIST test ({result.mnist_source}, {result.mnist_after.images:,})",
+            f"{pct(result.mnist_before.accuracy)} → {pct(result.mnist_after.accuracy)}",
+        ),
+        ("time", f"{result.seconds.get('total', 0):.1f} s"),
+        ("installed", "yes" if result.installed else "no"),
+    ]
+    return ui.table("Fine-tuning", ["", ""], rows)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -32,6 +32,7 @@ class Settings:
     cache_dir: Path | None = None  # None: platformdirs' user cache directory
     models_dir: Path | None = None  # None: <workspace>/models
     artifacts_dir: Path | None = None  # None: <workspace>/artifacts
+    feedback_dir: Path | None = None  # None: <workspace>/feedback (corrections to learn from)
     # Data
     mirror: str | None = None  # URL or folder used instead of the public mirrors
     download_timeout: float = 30.0
@@ -78,6 +79,10 @@ class Settings:
     @property
     def artifacts_path(self) -> Path:
         return self._in_workspace(self.artifacts_dir, "artifacts")
+
+    @property
+    def feedback_path(self) -> Path:
+        return self._in_workspace(self.feedback_dir, "feedback")
 
     @property
     def cache_path(self) -> Path:
@@ -319,6 +324,7 @@ def describe(settings: Settings) -> list[dict[str, Any]]:
     derived = {
         "models_path": settings.models_path,
         "artifacts_path": settings.artifacts_path,
+        "feedback_path": settings.feedback_path,
         "cache_path": settings.cache_path,
         "processed_path": settings.processed_path,
     }

@@ -25,7 +25,7 @@ from typing import Any
 
 from digitctl.config import ENV_PREFIX, Settings
 from digitctl.errors import DigitctlError
-from digitctl.modelfiles import resolve_model_path
+from digitctl.modelfiles import bundled_model_path, resolve_model_path
 
 APP_FILE = Path(__file__).resolve().parent / "app" / "streamlit_app.py"
 ALL_INTERFACES = {"0.0.0.0", "::", ""}
@@ -121,6 +121,10 @@ def app_environment(
         env[ENV_PREFIX + "MODEL"] = str(model.resolve())
     else:
         env.pop(ENV_PREFIX + "MODEL", None)
+    # Where the workspace's model appears (after `digitctl finetune`, say) and where the
+    # app's corrections go, as absolute paths: the app's working directory may differ.
+    env[ENV_PREFIX + "MODELS_DIR"] = str(settings.models_path.resolve())
+    env[ENV_PREFIX + "FEEDBACK_DIR"] = str(settings.feedback_path.resolve())
     env.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
     return env
 
@@ -161,6 +165,7 @@ def check_port_free(host: str, port: int) -> None:
 def plan_serve(settings: Settings) -> ServePlan:
     """Resolve the model, check the port and build the command; start nothing."""
     model = resolve_model_path(settings)
+    bundled = settings.model is None and model == bundled_model_path()
     check_port_free(settings.host, settings.port)
     warnings = []
     if is_all_interfaces(settings.host):
@@ -170,7 +175,9 @@ def plan_serve(settings: Settings) -> ServePlan:
         )
     return ServePlan(
         command=streamlit_command(settings),
-        env=app_environment(settings, model if model.exists() else None),
+        # The bundled model is not pinned: a workspace model written while the app runs
+        # (`digitctl train`, `digitctl finetune`) is picked up on the next rerun.
+        env=app_environment(settings, model if model.exists() and not bundled else None),
         url=browser_url(settings.host, settings.port),
         health_url=health_url(settings.host, settings.port),
         model=model,

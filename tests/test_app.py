@@ -427,3 +427,37 @@ def test_accuracy_text_reads_fractions_and_percentages() -> None:
     assert accuracy_text(card({"test_accuracy": True})) == "unknown"
     assert accuracy_text(card({})) == "unknown"
     assert accuracy_text(None) == "unknown"
+
+
+# ---- corrections --------------------------------------------------------------------------------
+def test_wrong_button_saves_the_upload_as_that_digit(run_app, tmp_path: Path) -> None:  # noqa: ANN001
+    from digitctl.feedback import FeedbackStore
+
+    store = FeedbackStore(tmp_path / "fb")
+    data = encode(digit_picture(7))
+    at = upload(run_app(feedback_dir=str(store.directory)), "seven.png", data)
+    assert shown_prediction(at) == "7"
+    assert any(m.value == "**Wrong? This is a …**" for m in at.markdown)
+    assert [at.button(key=f"correct_{d}").label for d in range(10)] == [str(d) for d in range(10)]
+    assert "**Corrections stored:** 0" in [m.value for m in at.sidebar.markdown]
+    assert store.samples() == []
+
+    at.button(key="correct_1").click().run()
+    assert not at.exception, at.exception
+    assert any("Saved" in s.value and "is a 1" in s.value for s in at.success)
+    [sample] = store.samples()
+    assert (sample.label, sample.predicted, sample.source) == (1, 7, "seven.png")
+    assert (store.samples_path / sample.image_file).read_bytes() == data  # the original bytes
+    assert "**Corrections stored:** 1" in [m.value for m in at.sidebar.markdown]
+    assert "digitctl finetune" in [c.value for c in at.sidebar.code]
+
+    at.button(key="correct_1").click().run()  # the same image again is stored once
+    assert any(s.value.startswith("Already saved") for s in at.success)
+    assert len(store.samples()) == 1
+
+
+def test_no_correction_buttons_without_a_prediction(run_app, tmp_path: Path) -> None:  # noqa: ANN001
+    at = run_app(feedback_dir=str(tmp_path / "fb"))
+    assert not at.get("button")
+    at = upload(at, "broken.png", b"not a picture")
+    assert not at.get("button")

@@ -11,7 +11,18 @@ from typer.testing import CliRunner
 from digitctl import __version__
 from digitctl.cli import app
 
-COMMANDS = ["config", "download", "preprocess", "train", "evaluate", "predict", "export", "serve"]
+COMMANDS = [
+    "config",
+    "download",
+    "preprocess",
+    "train",
+    "evaluate",
+    "predict",
+    "export",
+    "serve",
+    "feedback",
+    "finetune",
+]
 HEAVY = ["tensorflow", "keras", "matplotlib", "sklearn", "streamlit"]
 
 

@@ -9,7 +9,21 @@ import pytest
 from digitctl._docs import command_reference
 
 ROOT = Path(__file__).resolve().parent.parent
-COMMANDS = ["config", "download", "preprocess", "train", "evaluate", "predict", "export", "serve"]
+COMMANDS = [
+    "config",
+    "download",
+    "preprocess",
+    "train",
+    "evaluate",
+    "predict",
+    "export",
+    "serve",
+    "feedback",
+    "feedback add",
+    "feedback list",
+    "feedback clear",
+    "finetune",
+]
 
 
 def test_command_reference_is_generated_from_the_current_cli() -> None:

@@ -1,0 +1,743 @@
+"""Fine-tuning on the user's corrections (the feedback store) without forgetting MNIST.
+
+:func:`finetune_model` starts from the model in use (``settings.model``, else the
+workspace model, else the bundled one), holds out a stratified part of the feedback,
+trains on the rest (augmented) mixed with a replay of MNIST training digits shipped in the
+package (``assets/replay/mnist_replay.npz``: no download), and measures before and after:
+accuracy on the held-out feedback, and MNIST test accuracy (the full test set when it is
+in the cache, else the stratified test subset shipped beside the replay).
+
+It installs the result as the workspace model (``models/best_model.keras``, its LiteRT
+export and its card) only when the MNIST accuracy drops by at most
+:data:`MAX_MNIST_DROP` and the held-out feedback is read better than before, unless
+``force``. Everything is written to temporary files first and moved into place at the
+very end, with Ctrl-C held off for those few renames: an interrupted run leaves the
+previous model as it was. The previous workspace model is kept in ``models/previous/``.
+
+What is trained, and how long, was decided by measurement: see docs/finetune.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import os
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from digitctl.atomic import write_json
+from digitctl.errors import DigitctlError, ModelError, TrainingInterrupted
+from digitctl.modelfiles import (
+    card_path_for,
+    lite_path_for,
+    load_keras_model,
+    resolve_model_path,
+    workspace_model_path,
+)
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from digitctl.config import Settings
+
+REPLAY_PATH = Path(__file__).resolve().parent / "assets" / "replay" / "mnist_replay.npz"
+MIN_PER_DIGIT = 5  # fewer corrections of a digit than this cannot be held out and learnt
+MAX_MNIST_DROP = 0.003  # 0.3 percentage points
+NOT_A_DIGIT = 10  # the 11th output of models that can say "not a digit"
+PREVIOUS_DIR = "previous"
+TRAIN_CHOICES = ("all", "top", "head")
+
+# Measured on the stencil-writer benchmark (benchmarks/bench_finetune.py, docs/finetune.md).
+DEFAULTS = {
+    "epochs": 2,
+    "batch_size": 64,
+    "learning_rate": 2e-3,
+    "holdout": 0.2,
+    "feedback_share": 0.5,  # of every batch, on average
+    "train": "all",  # "all" layers (batch-norm statistics frozen) or "head" only
+}
+
+
+@dataclass
+class Figures:
+    """Accuracy (and mean loss) of one model on one set of images."""
+
+    accuracy: float
+    loss: float
+    images: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"accuracy": self.accuracy, "loss": round(self.loss, 6), "images": self.images}
+
+
+@dataclass
+class FinetuneResult:
+    """What ``finetune`` measured and whether it installed the new model."""
+
+    installed: bool
+    refused: str | None  # why the model was not installed (None when it was)
+    forced: bool
+    base_model: Path
+    model_path: Path
+    lite_path: Path | None
+    card_path: Path | None
+    output_classes: int
+    feedback_counts: dict[int, int]
+    train_counts: dict[int, int]
+    holdout_counts: dict[int, int]
+    replay_images: int
+    negative_replay: int  # "not a digit" examples replayed (11-output models only)
+    holdout_before: Figures
+    holdout_after: Figures
+    mnist_before: Figures
+    mnist_after: Figures
+    mnist_source: str  # "full test set" or "shipped subset"
+    settings: dict[str, Any]
+    seconds: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def mnist_drop(self) -> float:
+        return self.mnist_before.accuracy - self.mnist_after.accuracy
+
+    def as_dict(self) -> dict[str, Any]:
+        def counts(values: dict[int, int]) -> dict[str, int]:
+            return {str(d): n for d, n in sorted(values.items())}
+
+        return {
+            "installed": self.installed,
+            "refused": self.refused,
+            "forced": self.forced,
+            "base_model": str(self.base_model),
+            "model": str(self.model_path),
+            "lite_model": str(self.lite_path) if self.lite_path else None,
+            "card": str(self.card_path) if self.card_path else None,
+            "output_classes": self.output_classes,
+            "feedback": {
+                "total": sum(self.feedback_counts.values()),
+                "counts": counts(self.feedback_counts),
+                "trained_on": counts(self.train_counts),
+                "held_out": counts(self.holdout_counts),
+            },
+            "replay_images": self.replay_images,
+            "negative_replay": self.negative_replay,
+            "holdout": {
+                "before": self.holdout_before.as_dict(),
+                "after": self.holdout_after.as_dict(),
+            },
+            "mnist_test": {
+                "source": self.mnist_source,
+                "before": self.mnist_before.as_dict(),
+                "after": self.mnist_after.as_dict(),
+                "drop_points": round(100 * self.mnist_drop, 3),
+            },
+            "settings": self.settings,
+            "seconds": {k: round(v, 2) for k, v in self.seconds.items()},
+            "warnings": self.warnings,
+        }
+
+
+# --------------------------------------------------------------------------------------
+# data
+# --------------------------------------------------------------------------------------
+def stratified_holdout(
+    labels: np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, holdout): at least one sample of every present digit is held out,
+    and at least one stays for training."""
+    rng = np.random.default_rng(seed)
+    train, held = [], []
+    for digit in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == digit))
+        take = min(len(members) - 1, max(1, int(round(len(members) * fraction))))
+        held.append(members[:take])
+        train.append(members[take:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(held))
+
+
+def check_counts(counts: dict[int, int], directory: Path) -> None:
+    """A clear error for an empty store or a digit with too few corrections."""
+    if sum(counts.values()) == 0:
+        raise DigitctlError(
+            f"no feedback stored in {directory}: add corrections first with "
+            "`digitctl feedback add --label N IMAGE...` or the app's 'Wrong? This is a …' "
+            "buttons"
+        )
+    few = {d: n for d, n in sorted(counts.items()) if 0 < n < MIN_PER_DIGIT}
+    if few:
+        listed = ", ".join(f"digit {d}: {n}" for d, n in few.items())
+        raise DigitctlError(
+            f"too few corrections to learn from ({listed}); at least {MIN_PER_DIGIT} of each "
+            "corrected digit are needed, so some can be held out to check the result: add "
+            "more with `digitctl feedback add`"
+        )
+
+
+@dataclass
+class Replay:
+    x_train: np.ndarray  # float32 (N, 28, 28, 1) in [0, 1]
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    x_negative: np.ndarray | None  # "not a digit" views, when the asset has them
+
+
+def load_replay(path: Path) -> Replay:
+    """The MNIST subsets shipped in the package (uint8 on disk)."""
+    try:
+        with np.load(path) as stored:
+            negative = stored["x_negative"] if "x_negative" in stored.files else None
+            return Replay(
+                x_train=_scale(stored["x_train"]),
+                y_train=stored["y_train"].astype(np.uint8),
+                x_test=_scale(stored["x_test"]),
+                y_test=stored["y_test"].astype(np.uint8),
+                x_negative=None if negative is None else _scale(negative),
+            )
+    except (OSError, KeyError, ValueError) as exc:
+        raise DigitctlError(
+            f"the MNIST replay set {path} is missing or unreadable ({exc}); reinstall digitctl"
+        ) from None
+
+
+def _scale(images: np.ndarray) -> np.ndarray:
+    images = np.asarray(images)
+    scaled = images.astype(np.float32) / (255.0 if images.dtype == np.uint8 else 1.0)
+    return scaled.reshape((len(images), 28, 28, 1))
+
+
+def cached_test_set(settings: Settings) -> tuple[np.ndarray, np.ndarray] | None:
+    """The full MNIST test set when its verified archives are in the cache (no download)."""
+    from digitctl import data
+
+    files = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+    cached = [data._cached_file(settings.raw_data_path, name) for name in files]
+    if any(c is None for c in cached):
+        return None
+    try:
+        images = data.validate_mnist_file(cached[0].path, files[0])  # type: ignore[union-attr]
+        labels = data.validate_mnist_file(cached[1].path, files[1])  # type: ignore[union-attr]
+    except DigitctlError:
+        return None
+    if len(images) != len(labels):
+        return None
+    return _scale(images), labels.astype(np.uint8)
+
+
+def negative_views(count: int, seed: int) -> np.ndarray | None:
+    """``count`` "not a digit" views from ``digitctl.synth`` when this version has it."""
+    try:
+        from digitctl import synth  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    from digitctl.errors import ImageError
+    from digitctl.imaging import to_mnist
+
+    rng = np.random.default_rng(seed)
+    views = []
+    for _ in range(count * 3):
+        try:
+            views.append(to_mnist(synth.render_negative(rng)))
+        except ImageError:
+            continue
+        if len(views) == count:
+            break
+    return _scale(np.stack(views)) if views else None
+
+
+# --------------------------------------------------------------------------------------
+# measuring
+# --------------------------------------------------------------------------------------
+def figures(run: Any, x: np.ndarray, y: np.ndarray, batch: int = 500) -> Figures:
+    """Accuracy and mean cross-entropy of ``run`` (images → probabilities) on ``x``;
+    the answer is the argmax over all outputs ("not a digit" included)."""
+    if len(x) == 0:
+        return Figures(float("nan"), float("nan"), 0)
+    x = x.reshape((len(x), 28, 28, 1)).astype(np.float32, copy=False)
+    probabilities = np.concatenate(
+        [np.asarray(run(x[i : i + batch])) for i in range(0, len(x), batch)]
+    )
+    picked = probabilities[np.arange(len(y)), y.astype(np.int64)]
+    loss = float(-np.mean(np.log(np.clip(picked, 1e-7, 1.0))))
+    return Figures(float(np.mean(probabilities.argmax(1) == y)), loss, len(y))
+
+
+def keras_runner(model: Any) -> Any:
+    return lambda x: np.asarray(model(x, training=False))
+
+
+def lite_runner(path: Path) -> Any:
+    """LiteRT: what predict and the app will run, and faster than Keras on a CPU."""
+    from digitctl.inference import LiteRTRunner
+
+    return LiteRTRunner(path)
+
+
+def refusal(
+    holdout_before: Figures,
+    holdout_after: Figures,
+    mnist_before: Figures,
+    mnist_after: Figures,
+    max_mnist_drop: float | None = None,
+) -> str | None:
+    """Why the fine-tuned model must not be installed, or None when it may be.
+
+    Better on the held-out feedback means a higher accuracy, or the same accuracy with a
+    lower loss (when the corrections were already read right, only the loss can improve).
+    """
+    if max_mnist_drop is None:
+        max_mnist_drop = MAX_MNIST_DROP
+    drop = mnist_before.accuracy - mnist_after.accuracy
+    if drop > max_mnist_drop + 1e-12:
+        return (
+            f"MNIST test accuracy would drop by {100 * drop:.2f} points "
+            f"({mnist_before.accuracy:.2%} → {mnist_after.accuracy:.2%} on "
+            f"{mnist_after.images:,} images; at most {100 * max_mnist_drop:.1f} allowed)"
+        )
+    better = holdout_after.accuracy > holdout_before.accuracy or (
+        holdout_after.accuracy == holdout_before.accuracy
+        and holdout_after.loss < holdout_before.loss
+    )
+    if not better:
+        return (
+            "the new model is not better on the held-out corrections "
+            f"({holdout_before.accuracy:.1%} → {holdout_after.accuracy:.1%} of "
+            f"{holdout_after.images}, loss {holdout_before.loss:.3f} → {holdout_after.loss:.3f})"
+        )
+    return None
+
+
+# --------------------------------------------------------------------------------------
+# training
+# --------------------------------------------------------------------------------------
+def _prepare_for_training(model: Any, train: str) -> None:
+    """Batch norm in inference mode (its statistics are MNIST's and stay so). ``top``
+    also freezes the first half of the convolutions, ``head`` everything but the dense
+    layers."""
+    import keras
+
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    frozen = set(map(id, convs[: len(convs) // 2])) if train == "top" else set()
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization) or id(layer) in frozen:
+            layer.trainable = False
+        elif train == "head" and not isinstance(layer, keras.layers.Dense):
+            layer.trainable = False
+
+
+def _mixed_set(
+    x_feedback: np.ndarray,
+    y_feedback: np.ndarray,
+    x_replay: np.ndarray,
+    y_replay: np.ndarray,
+    share: float,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Replay plus the feedback repeated so it is about ``share`` of the set; a mask
+    says which images are feedback (augmented more strongly)."""
+    repeats = max(1, math.ceil(share * len(x_replay) / ((1 - share) * max(1, len(x_feedback)))))
+    x = np.concatenate([x_replay, np.repeat(x_feedback, repeats, axis=0)])
+    y = np.concatenate([y_replay, np.repeat(y_feedback, repeats)])
+    mask = np.concatenate([np.zeros(len(x_replay), bool), np.ones(repeats * len(x_feedback), bool)])
+    order = rng.permutation(len(x))
+    return x[order], y[order], mask[order]
+
+
+def _dataset(x: np.ndarray, y: np.ndarray, batch: int, seed: int) -> Any:
+    import tensorflow as tf
+
+    from digitctl.model import build_augmenter, get_recipe
+
+    augmenter = build_augmenter(get_recipe("best"), seed)
+    dataset = (
+        tf.data.Dataset.from_tensor_slices((x, y))
+        .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+        .repeat()
+        .batch(batch)
+        .map(lambda images, labels: (augmenter(images, training=True), labels))
+    )
+    options = tf.data.Options()
+    options.autotune.enabled = False  # see train.training_dataset: avoids iterator stalls
+    options.deterministic = True
+    return dataset.prefetch(2).with_options(options)
+
+
+def _fit(
+    model: Any,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    seed: int,
+    progress: Progress | None,
+) -> None:
+    import keras
+
+    steps_per_epoch = math.ceil(len(x) / batch_size)
+    total = steps_per_epoch * epochs
+    schedule = keras.optimizers.schedules.CosineDecay(
+        learning_rate, decay_steps=max(1, total), alpha=0.05
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    callbacks = []
+    if progress is not None:
+        task = progress.add_task("fine-tuning", total=total, status="")
+
+        class Bar(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch: int, logs: dict[str, float] | None = None) -> None:
+                logs = logs or {}
+                progress.update(
+                    task,
+                    advance=1,
+                    status=f"loss {logs.get('loss', float('nan')):.4f}  "
+                    f"acc {logs.get('accuracy', float('nan')):.4f}",
+                )
+
+        callbacks.append(Bar())
+    model.fit(
+        _dataset(x, y, batch_size, seed),
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        callbacks=callbacks,
+        verbose=0,
+    )
+
+
+def _clean_copy(model: Any) -> Any:
+    """An uncompiled copy with every layer trainable again (as the base model was)."""
+    import keras
+
+    for layer in model.layers:
+        layer.trainable = True
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+# --------------------------------------------------------------------------------------
+# installing
+# --------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _sigint_held() -> Iterator[None]:
+    """Ctrl-C waits until the block is done (the few renames that install the model)."""
+    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - not POSIX
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _temp_beside(target: Path) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(
+        dir=target.parent, prefix=f".{target.name}.", suffix=f".tmp{target.suffix}"
+    )
+    os.close(fd)
+    return Path(name)
+
+
+def _stage(model: Any, settings: Settings) -> dict[Path, Path]:
+    """Write the model and its LiteRT export to temporary files beside their targets."""
+    from digitctl.export import write_lite_export
+
+    target = workspace_model_path(settings)
+    temps = {
+        target: _temp_beside(target),
+        lite_path_for(target): _temp_beside(lite_path_for(target)),
+    }
+    try:
+        model.save(temps[target])
+        write_lite_export(model, temps[lite_path_for(target)])
+    except BaseException:
+        _discard(temps)
+        raise
+    return temps
+
+
+def _commit(temps: dict[Path, Path], card: dict[str, Any], settings: Settings) -> Path:
+    """Move the staged files and the card into place; the replaced ones go to previous/."""
+    target = workspace_model_path(settings)
+    card_file = card_path_for(target)
+    temps[card_file] = _temp_beside(card_file)
+    write_json(temps[card_file], card)
+    with _sigint_held():
+        if target.exists():
+            previous = settings.models_path / PREVIOUS_DIR
+            previous.mkdir(exist_ok=True)
+            for path in temps:
+                if path.exists():
+                    shutil.copy2(path, previous / path.name)
+        for final, temp in temps.items():  # the .keras first, its export right after
+            os.replace(temp, final)
+    return card_file
+
+
+def _discard(temps: dict[Path, Path]) -> None:
+    for temp in temps.values():
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------------------
+# the whole run
+# --------------------------------------------------------------------------------------
+def finetune_model(
+    settings: Settings,
+    *,
+    force: bool = False,
+    epochs: int | None = None,
+    holdout: float | None = None,
+    learning_rate: float | None = None,
+    train: str | None = None,
+    progress: Progress | None = None,
+    replay_path: Path | None = None,
+) -> FinetuneResult:
+    """Fine-tune the model in use on the stored corrections; install it if it is better.
+
+    Returns the figures either way: ``result.installed`` is False and ``result.refused``
+    says why when the new model was not installed (``force`` installs it anyway). Raises
+    DigitctlError for an empty store or too few corrections of a digit, and
+    TrainingInterrupted (exit 130) on Ctrl-C, the previous model untouched.
+    """
+    started = time.perf_counter()
+    plan = {
+        "epochs": epochs or DEFAULTS["epochs"],
+        "holdout": DEFAULTS["holdout"] if holdout is None else holdout,
+        "learning_rate": learning_rate or DEFAULTS["learning_rate"],
+        "train": train or DEFAULTS["train"],
+        "batch_size": DEFAULTS["batch_size"],
+        "feedback_share": DEFAULTS["feedback_share"],
+        "seed": settings.seed,
+    }
+    if plan["train"] not in TRAIN_CHOICES:
+        raise DigitctlError(
+            f"train must be one of {', '.join(TRAIN_CHOICES)}, got {plan['train']!r}"
+        )
+    if not 0 < plan["holdout"] < 1:
+        raise DigitctlError(f"holdout must be between 0 and 1, got {plan['holdout']}")
+    if plan["epochs"] < 1:
+        raise DigitctlError(f"epochs must be at least 1, got {plan['epochs']}")
+
+    from digitctl.feedback import FeedbackStore
+
+    store = FeedbackStore.for_settings(settings)
+    x_all, y_all, _ = store.views()
+    counts = {d: int(np.sum(y_all == d)) for d in range(10)}
+    check_counts(counts, store.directory.absolute())
+    train_idx, held_idx = stratified_holdout(y_all, plan["holdout"], settings.seed)
+    x_all = x_all.reshape((len(x_all), 28, 28, 1))
+
+    base_path = resolve_model_path(settings)
+    if base_path.suffix not in (".keras", ".h5"):
+        raise ModelError(
+            f"{base_path} is not a Keras model (.keras or .h5); fine-tuning needs the Keras "
+            "file of the model, not its export"
+        )
+    # Read before anything is replaced: the base may be the workspace model itself.
+    base = {"path": base_path, "sha256": _sha256(base_path), "card": _base_card(base_path)}
+    replay = load_replay(replay_path or REPLAY_PATH)
+    warnings: list[str] = []
+    full_test = cached_test_set(settings)
+    x_test, y_test = full_test if full_test is not None else (replay.x_test, replay.y_test)
+    mnist_source = "full test set" if full_test is not None else "shipped subset"
+
+    from digitctl._native import load_tensorflow
+
+    keras = load_tensorflow()
+    keras.utils.set_random_seed(settings.seed)
+    model = load_keras_model(base_path, unsafe=settings.unsafe_load)
+    classes = int(model.output_shape[-1])
+    if classes not in (10, 11):
+        raise ModelError(f"{base_path} has {classes} outputs; fine-tuning needs 10 (or 11)")
+    x_replay, y_replay = replay.x_train, replay.y_train
+    negatives = 0
+    if classes == 11:
+        per_digit = max(1, len(y_replay) // 10)
+        x_negative = replay.x_negative
+        if x_negative is None:
+            x_negative = negative_views(per_digit, settings.seed)
+        if x_negative is None:
+            warnings.append(
+                "this model can answer 'not a digit', but no 'not a digit' examples are "
+                "available to replay (digitctl.synth is missing): that answer may weaken"
+            )
+        else:
+            negatives = len(x_negative)
+            x_replay = np.concatenate([x_replay, x_negative])
+            y_replay = np.concatenate([y_replay, np.full(negatives, NOT_A_DIGIT, np.uint8)])
+    if settings.model is not None:
+        warnings.append(
+            f"the model setting points at {settings.model}: predict and serve keep using it; "
+            f"unset it to use the fine-tuned {workspace_model_path(settings)}"
+        )
+    loaded = time.perf_counter()
+
+    x_held, y_held = x_all[held_idx], y_all[held_idx]
+    from digitctl.inference import _fresh_export
+
+    base_lite = _fresh_export(base_path)
+    before_run = lite_runner(base_lite) if base_lite is not None else keras_runner(model)
+    holdout_before = figures(before_run, x_held, y_held)
+    mnist_before = figures(before_run, x_test, y_test)
+    measured = time.perf_counter()
+
+    rng = np.random.default_rng(settings.seed)
+    x_mix, y_mix, _ = _mixed_set(
+        x_all[train_idx], y_all[train_idx], x_replay, y_replay, plan["feedback_share"], rng
+    )
+    _prepare_for_training(model, plan["train"])
+    try:
+        _fit(
+            model,
+            x_mix,
+            y_mix,
+            epochs=plan["epochs"],
+            batch_size=plan["batch_size"],
+            learning_rate=plan["learning_rate"],
+            seed=settings.seed,
+            progress=progress,
+        )
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(
+            "fine-tuning interrupted; the previous model is unchanged"
+        ) from None
+    trained = time.perf_counter()
+
+    tuned = _clean_copy(model)
+    temps: dict[Path, Path] = {}
+    try:
+        temps = _stage(tuned, settings)
+        exported = time.perf_counter()
+        # Measured on the export itself: the figures are those of what predict will run.
+        after_run = lite_runner(temps[lite_path_for(workspace_model_path(settings))])
+        holdout_after = figures(after_run, x_held, y_held)
+        mnist_after = figures(after_run, x_test, y_test)
+        reason = refusal(holdout_before, holdout_after, mnist_before, mnist_after)
+        evaluated = time.perf_counter()
+        result = FinetuneResult(
+            installed=False,
+            refused=reason,
+            forced=force and reason is not None,
+            base_model=base_path,
+            model_path=workspace_model_path(settings),
+            lite_path=None,
+            card_path=None,
+            output_classes=classes,
+            feedback_counts=counts,
+            train_counts={d: int(np.sum(y_all[train_idx] == d)) for d in range(10)},
+            holdout_counts={d: int(np.sum(y_held == d)) for d in range(10)},
+            replay_images=len(y_replay),
+            negative_replay=negatives,
+            holdout_before=holdout_before,
+            holdout_after=holdout_after,
+            mnist_before=mnist_before,
+            mnist_after=mnist_after,
+            mnist_source=mnist_source,
+            settings=plan,
+            warnings=warnings,
+        )
+        if reason is None or force:
+            result.card_path = _commit(temps, _card(result, base), settings)
+            result.installed = True
+            result.lite_path = lite_path_for(result.model_path)
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(
+            "fine-tuning interrupted while exporting; the previous model is unchanged"
+        ) from None
+    finally:
+        _discard(temps)
+    done = time.perf_counter()
+    result.seconds = {
+        "load": loaded - started,
+        "measure_before": measured - loaded,
+        "train": trained - measured,
+        "export": exported - trained,
+        "measure_after": evaluated - exported,
+        "install": done - evaluated,
+        "total": done - started,
+    }
+    if result.card_path is not None:  # the timings belong in the card too
+        write_json(result.card_path, {**_card(result, base), "seconds": result.seconds})
+    return result
+
+
+def _base_card(path: Path) -> dict[str, Any]:
+    import json
+
+    try:
+        return json.loads(card_path_for(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _card(result: FinetuneResult, base: dict[str, Any]) -> dict[str, Any]:
+    from digitctl import __version__
+
+    base_path, base_card = base["path"], base["card"]
+    name = str(base_card.get("name") or base_path.stem)
+    summary = result.as_dict()
+    card: dict[str, Any] = {
+        "name": name if name.endswith("-finetuned") else f"{name}-finetuned",
+        "model": result.model_path.name,
+        "description": "fine-tuned on the user's corrections with MNIST replay (digitctl finetune)",
+        "finetune": {
+            "base_model": str(base_path),
+            "base_model_sha256": base["sha256"],
+            "base_model_name": base_card.get("name"),
+            "feedback": summary["feedback"],
+            "replay_images": result.replay_images,
+            "negative_replay": result.negative_replay,
+            "holdout": summary["holdout"],
+            "mnist_test": summary["mnist_test"],
+            "forced": result.forced,
+            "refused_reason_overridden": result.refused if result.forced else None,
+            "settings": result.settings,
+            "digitctl": __version__,
+        },
+        "output": "softmax probabilities over the digits 0-9"
+        + (" and 'not a digit' (10)" if result.output_classes == 11 else ""),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    if result.mnist_source == "full test set":
+        card["test_accuracy"] = result.mnist_after.accuracy
+        card["test_images"] = result.mnist_after.images
+    return card
+
+
+def finetune(settings: Settings | None = None, **options: Any) -> FinetuneResult:
+    """``digitctl.finetune(...)``: :func:`finetune_model` with the usual settings layers
+    (``digitctl.toml``, ``DIGITCTL_*``) when ``settings`` is not given."""
+    if settings is None:
+        from digitctl.config import load_settings
+
+        settings = load_settings()
+    return finetune_model(settings, **options)
+
+
+__all__ = ["FinetuneResult", "finetune", "finetune_model", "refusal", "stratified_holdout"]
