@@ -26,7 +26,7 @@ INK_LEVEL = 0.3  # ink-map value above which a pixel is a stroke
 RULE_LEVEL = 0.25  # rules are looked for lower: grey or blue printed lines are fainter
 RULE_SPAN = 0.45  # a rule candidate spans at least this share of the image side
 RULE_REACH = 0.1  # ... and reaches past the other ink by this share of its extent
-MAX_RULE_THICKNESS = 0.15  # rules are thin: at most this share of the image's short side
+MAX_RULE_THICKNESS = 0.2  # rules are thin: at most this share of the image's short side
 SPECK_SHARE = 0.03  # components below this share of the largest one's area are specks
 
 

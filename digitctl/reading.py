@@ -33,7 +33,11 @@ SPLIT_FROM_ASPECT = 1.25
 # Pieces of a split are this wide, in glyph heights (a "1" is narrow, a "0" near square).
 PIECE_WIDTHS = (0.18, 1.25)
 UNSPLIT_UP_TO_ASPECT = 1.7  # wider than this, a glyph is never one digit
-CUT_PENALTY = math.log(0.85)  # each extra cut must buy this much confidence
+SPLIT_UP_TO_ASPECT = 8.0  # wider than this (a line's remnant), a glyph is no number either
+MIN_SPLIT_HEIGHT = 12  # ink-map pixels: lower glyphs are not split (no digits to find)
+CUT_PENALTY = math.log(0.85)  # each extra digit must buy this much confidence
+WIDEST_DIGIT = 1.3  # width / height beyond which a glyph is unlikely to be one digit
+WIDE_PENALTY = 0.0  # log-prior per unit of width / height beyond that
 FIRST_MAP_BONUS = 0.05  # the likelier polarity wins ties
 MAX_GLYPHS = 64  # more candidate glyphs than this: texture, not writing
 MAX_RUN = 3  # at most this many neighbouring pieces are tried as one digit
@@ -172,19 +176,21 @@ def _view(ink: np.ndarray) -> np.ndarray | None:
 
 
 def _candidate_cuts(ink: np.ndarray) -> list[int]:
-    """Columns where touching digits are likely joined: minima of the ink profile."""
+    """Columns where touching digits are likely joined: the thinnest columns of the ink,
+    at least a sixth of the glyph height apart (about four per digit width), ends included.
+    """
     h, w = ink.shape
-    profile = (ink > INK_LEVEL).sum(axis=0).astype(np.float32)
-    step = max(1, h // 8)
-    cuts = {0, w}
-    window = max(1, h // 10)
-    for x in range(step, w - step + 1, max(1, step // 2)):
-        lo, hi = max(0, x - window), min(w, x + window + 1)
-        if profile[x] <= profile[lo:hi].min() + 0.5:
-            cuts.add(x)
-    for x in range(step, w, step):  # a coarse grid, for joins without a clear minimum
-        cuts.add(x)
-    return sorted(cuts)
+    profile = (ink > INK_LEVEL).sum(axis=0)
+    spacing = max(2, h // 6)
+    margin = max(2, int(PIECE_WIDTHS[0] * h))
+    chosen: list[int] = []
+    # Thinnest first; a stable sort keeps ties left to right.
+    for x in np.argsort(profile[margin : w - margin + 1], kind="stable") + margin:
+        if all(abs(int(x) - c) >= spacing for c in chosen):
+            chosen.append(int(x))
+        if len(chosen) >= 4 * w // max(1, h) + 2:
+            break
+    return sorted({0, w, *chosen})
 
 
 def _fragments(atoms: list[Glyph]) -> bool:
@@ -217,7 +223,7 @@ def _draft_glyph(
             return None
         draft.whole = len(views)
         views.append(view)
-    if splits and w > SPLIT_FROM_ASPECT * h and h >= 8:
+    if splits and SPLIT_FROM_ASPECT * h < w <= SPLIT_UP_TO_ASPECT * h and h >= MIN_SPLIT_HEIGHT:
         draft.cuts = _candidate_cuts(ink)
         low, high = PIECE_WIDTHS[0] * h, PIECE_WIDTHS[1] * h
         for i, start in enumerate(draft.cuts):
@@ -299,11 +305,23 @@ def _score(probabilities: np.ndarray) -> float:
     return math.log(max(float(probabilities[:10].max()), FLOOR))
 
 
+def _shape_prior(width: int, height: int) -> float:
+    """Log-prior of a digit this wide: a digit is rarely much wider than tall, so two
+    touching digits read as one pay for it (the model alone may read a squeezed pair as
+    one digit with confidence)."""
+    return -WIDE_PENALTY * max(0.0, width / max(1, height) - WIDEST_DIGIT)
+
+
 def _segment(glyph: _GlyphDraft, probabilities: np.ndarray) -> tuple[float, list[_Choice]]:
-    """The best way to read one glyph: whole, or split at the cuts (dynamic programming)."""
+    """The best way to read one glyph: whole, or split at the cuts (dynamic programming).
+
+    The value is the sum of the chosen views' log-scores and shape priors; the caller adds
+    the per-digit penalty.
+    """
     options: list[tuple[float, list[_Choice]]] = []
     if glyph.whole is not None:
-        options.append((_score(probabilities[glyph.whole]), [_Choice(glyph.whole, glyph.box, 0)]))
+        value = _score(probabilities[glyph.whole]) + _shape_prior(glyph.width, glyph.height)
+        options.append((value, [_Choice(glyph.whole, glyph.box, 0)]))
     if glyph.pieces:
         by_start: dict[int, list[_Piece]] = {}
         for piece in glyph.pieces:
@@ -314,12 +332,18 @@ def _segment(glyph: _GlyphDraft, probabilities: np.ndarray) -> tuple[float, list
                 continue
             total, path = best[cut]
             for piece in by_start.get(cut, []):
-                value = total + _score(probabilities[piece.view]) + CUT_PENALTY
+                value = (
+                    total
+                    + _score(probabilities[piece.view])
+                    + _shape_prior(piece.stop - piece.start, glyph.height)
+                    + CUT_PENALTY
+                )
                 if piece.stop not in best or value > best[piece.stop][0]:
                     best[piece.stop] = (value, [*path, piece])
         if glyph.width in best and len(best[glyph.width][1]) > 1:
             value, path = best[glyph.width]
-            options.append((value - CUT_PENALTY, [_piece_choice(glyph, p) for p in path]))
+            value -= CUT_PENALTY * len(path)  # the caller charges each digit once
+            options.append((value, [_piece_choice(glyph, p) for p in path]))
     if not options:
         return -math.inf, []
     return max(options, key=lambda option: option[0])
