@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -127,6 +128,11 @@ def image_captions(at) -> list[str]:  # noqa: ANN001
     return [img.caption for element in at.get("image") for img in element.proto.imgs]
 
 
+def view_captions(at) -> list[str]:  # noqa: ANN001
+    """The captions of the per-digit 28×28 views ("7 · 99%"), in reading order."""
+    return [c for c in image_captions(at) if re.fullmatch(r"\d · \d+%( \?)?", c)]
+
+
 def chart_probabilities(at) -> list[float]:  # noqa: ANN001
     import pyarrow as pa
 
@@ -161,9 +167,9 @@ def test_upload_of_a_digit_shows_that_digit_and_its_chart(run_app, digit: int) -
     assert int(np.argmax(probabilities)) == digit
     assert sum(probabilities) == pytest.approx(1.0, abs=1e-3)
     # The upload with the digit's box, and the 28×28 view captioned with label and confidence.
-    captions = image_captions(at)
-    assert captions[0] == f"digit-{digit}.png"
-    assert captions[1].startswith(f"{digit} · ") and captions[1].endswith("%")
+    assert f"digit-{digit}.png" in image_captions(at)
+    [view] = view_captions(at)
+    assert view.startswith(f"{digit} · ")
     assert image_count(at) == 2
 
 
@@ -174,7 +180,8 @@ def test_upload_of_a_number_reads_every_digit(run_app) -> None:  # noqa: ANN001
     assert "4 digits" in next(m.value for m in at.markdown if m.value.startswith("**Prediction"))
     # The upload with its boxes, then one captioned view per digit, in reading order.
     assert image_count(at) == 1 + 4
-    assert [c.split(" · ")[0] for c in image_captions(at)[1:]] == ["7", "1", "4", "0"]
+    assert "number.png" in image_captions(at)
+    assert [c.split(" · ")[0] for c in view_captions(at)] == ["7", "1", "4", "0"]
     assert not at.get("vega_lite_chart")  # confident digits: no chart for several
 
 
@@ -233,7 +240,8 @@ def test_uncertain_digits_of_a_number_are_named(run_app) -> None:  # noqa: ANN00
     assert shown_prediction(at) == "17"
     warning = next(w.value for w in at.warning if w.value.startswith("Uncertain"))
     assert "digit 1 (read as 1," in warning and "digit 2 (read as 7," in warning, warning
-    assert all(c.endswith(" ?") for c in image_captions(at)[1:])
+    assert len(view_captions(at)) == 2
+    assert all(c.endswith(" ?") for c in view_captions(at))
     assert len(chart_probabilities(at)) == 10  # the least sure digit's chart
 
 
@@ -313,9 +321,9 @@ def test_drawn_number_shows_the_string_its_boxes_and_views(run_app) -> None:  # 
     assert shown_prediction(at) == "17"
     big = [m.value for m in at.markdown if "font-size:6rem" in m.value]
     assert len(big) == 1 and ">17</div>" in big[0]
-    captions = image_captions(at)
-    assert captions[0] == "Your drawing, as read"
-    assert [c.split(" · ")[0] for c in captions[1:]] == ["1", "7"]
+    assert "Your drawing, as read" in image_captions(at)
+    assert [c.split(" · ")[0] for c in view_captions(at)] == ["1", "7"]
+    assert image_count(at) == 1 + 2
     assert not at.info  # the hint is gone once something is drawn
 
 
@@ -392,16 +400,34 @@ def test_boxes_are_drawn_on_a_copy_where_the_digits_are() -> None:
     from digitctl.app.streamlit_app import SURE, UNSURE, boxes_image
 
     drawing = Image.new("L", (600, 200), 0)
-    picture = boxes_image(
-        drawing, [fake_digit((100, 80, 200, 180)), fake_digit((400, 20, 500, 120), True)]
-    )
-    assert picture.size == drawing.size and picture.mode == "RGB"
+    digits = [fake_digit((100, 80, 200, 180)), fake_digit((400, 20, 500, 120), uncertain=True)]
+    picture = boxes_image(drawing, digits)
     assert np.asarray(drawing).max() == 0  # the input is untouched
+    assert picture.mode == "RGB" and picture.width == drawing.width
+    band = (picture.height - drawing.height) // 2  # room for labels above and below
+    assert band > 0 and picture.height == drawing.height + 2 * band
     pixels = np.asarray(picture)
-    assert tuple(pixels[130, 100 - 1]) == SURE  # the left edge of the first box
-    assert tuple(pixels[100, 501]) == UNSURE  # the right edge of the second (x1 is exclusive)
-    assert tuple(pixels[130, 150]) == (0, 0, 0)  # inside a box stays as drawn
-    assert tuple(pixels[190, 300]) == (0, 0, 0)  # far from any box too
+    assert tuple(pixels[band + 130, 100 - 1]) == SURE  # the left edge of the first box
+    assert tuple(pixels[band + 100, 501]) == UNSURE  # the right edge of the second (exclusive)
+    assert tuple(pixels[band + 130, 150]) == (0, 0, 0)  # inside a box stays as drawn
+    assert tuple(pixels[band + 190, 300]) == (0, 0, 0)  # far from any box too
+    assert tuple(pixels[1, 300]) == (0, 0, 0)  # the band has the drawing's black
+    assert tuple(pixels[band + 80 - 3, 102]) == SURE  # a label sits on top of the first box
+
+
+def test_labels_of_narrow_neighbours_do_not_cover_each_other() -> None:
+    from digitctl.app.streamlit_app import SURE, boxes_image
+
+    drawing = Image.new("L", (300, 100), 0)
+    # Two narrow "1"s close together: the second label goes under its box.
+    picture = np.asarray(
+        boxes_image(drawing, [fake_digit((20, 10, 30, 90)), fake_digit((45, 10, 55, 90))])
+    )
+    band = (picture.shape[0] - 100) // 2
+    # A label's left margin (2 px) is plain colour: look there, beside the box's left edge.
+    assert tuple(picture[band + 10 - 4, 18]) == SURE  # the first label, above
+    assert tuple(picture[band + 90 + 6, 43]) == SURE  # the second label, below
+    assert tuple(picture[band + 90 + 6, 18]) == (0, 0, 0)  # not under the first box
 
 
 def test_boxes_of_a_big_photo_are_shrunk_with_it() -> None:
@@ -409,8 +435,10 @@ def test_boxes_of_a_big_photo_are_shrunk_with_it() -> None:
 
     photo = Image.new("RGB", (4000, 2000), (255, 255, 255))
     picture = boxes_image(photo, [fake_digit((2000, 1000, 3000, 1800))])
-    assert picture.size == (BOXES_MAX_SIDE, BOXES_MAX_SIDE // 2)
-    assert tuple(np.asarray(picture)[400, 600 - 2]) == SURE  # 2000 px × 0.3
+    band = (picture.height - BOXES_MAX_SIDE // 2) // 2
+    assert picture.size == (BOXES_MAX_SIDE, BOXES_MAX_SIDE // 2 + 2 * band)
+    assert tuple(np.asarray(picture)[band + 400, 600 - 2]) == SURE  # 2000 px × 0.3
+    assert tuple(np.asarray(picture)[1, 10]) == (255, 255, 255)  # the band is the paper's
 
 
 def test_accuracy_text_reads_fractions_and_percentages() -> None:

@@ -212,10 +212,12 @@ def canvas_fits(page) -> None:  # noqa: ANN001
     from digitctl.app.streamlit_app import CANVAS_HEIGHT, CANVAS_WIDTH
 
     box = page.locator("canvas.upper-canvas").bounding_box()
-    main = page.locator("[data-testid=stMainBlockContainer]").bounding_box()
-    assert box is not None and main is not None
+    # The divider under the input spans the content column (the block's padding excluded).
+    column = page.locator("[data-testid=stMainBlockContainer] hr").first.bounding_box()
+    assert box is not None and column is not None
     assert (round(box["width"]), round(box["height"])) == (CANVAS_WIDTH, CANVAS_HEIGHT)
-    assert box["x"] >= main["x"] and box["x"] + box["width"] <= main["x"] + main["width"]
+    assert box["x"] >= column["x"] - 0.5
+    assert box["x"] + box["width"] <= column["x"] + column["width"] + 0.5
 
 
 def digit_png(digit: int) -> bytes:

@@ -94,35 +94,49 @@ def boxes_image(image: Image.Image, digits: list[Digit]) -> Image.Image:
     """A copy of ``image`` with each digit's box and "label · confidence" drawn over it.
 
     Boxes are in the input's pixels; a large input is shrunk first (boxes with it) so the
-    labels stay readable and the page light.
+    labels stay readable and the page light. A band in the picture's border colour is added
+    above and below, so that a label always has room outside the ink.
     """
     picture = image.convert("RGB")
     scale = min(1.0, BOXES_MAX_SIDE / max(picture.size))
     if scale < 1.0:
         size = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
         picture = picture.resize(size, Image.BILINEAR)
-    pen = ImageDraw.Draw(picture)
     line = max(2, round(max(picture.size) / 250))
     font = ImageFont.load_default(size=max(14, round(min(picture.size) / 9)))
+    _, top, _, bottom = ImageDraw.Draw(picture).textbbox((0, 0), "0 · 100%", font=font)
+    band = bottom - top + 3 * line
+    framed = Image.new("RGB", (picture.width, picture.height + 2 * band), border_colour(picture))
+    framed.paste(picture, (0, band))
+    pen = ImageDraw.Draw(framed)
     placed: list[tuple[int, int, int, int]] = []
     for digit in digits:
         x0, y0, x1, y1 = (round(v * scale) for v in digit.box)
-        x0, y0 = max(0, x0 - line), max(0, y0 - line)
-        x1, y1 = min(picture.width - 1, x1 + line), min(picture.height - 1, y1 + line)
+        x0, x1 = max(0, x0 - line), min(picture.width - 1, x1 + line)
+        y0, y1 = band + max(0, y0 - line), band + min(picture.height - 1, y1 + line)
         colour = UNSURE if digit.uncertain else SURE
         pen.rectangle([x0, y0, x1, y1], outline=colour, width=line)
         label = digit_caption(digit)
         left, top, right, bottom = pen.textbbox((0, 0), label, font=font)
         w, h = right - left + 2 * line, bottom - top + 2 * line
-        # Above the box, else below it, else inside its top edge: the first spot that
-        # neither leaves the picture nor covers a neighbour's label (a "1" is narrow).
-        spots = [(x0, y0 - h), (x0, y1 + 1), (x0 + line, y0 + line)]
-        tags = [(x, y, min(x + w, picture.width), y + h) for x, y in spots]
-        tag = next((t for t in tags if _free(t, picture.size, placed)), tags[0])
+        x = max(0, min(x0, framed.width - w))
+        # Above the box, else below it (a narrow "1" leaves no room beside its label), else
+        # inside its top edge: the first spot that stays in the picture and covers no label.
+        spots = [(x, y0 - h), (x, y1 + 1), (x, y0 + line)]
+        tags = [(x, y, x + w, y + h) for x, y in spots]
+        tag = next((t for t in tags if _free(t, framed.size, placed)), tags[0])
         placed.append(tag)
         pen.rectangle(tag, fill=colour)
         pen.text((tag[0] + line - left, tag[1] + line - top), label, fill=(0, 0, 0), font=font)
-    return picture
+    return framed
+
+
+def border_colour(picture: Image.Image) -> tuple[int, int, int]:
+    """The mean colour of the picture's outermost rows and columns (its paper or canvas)."""
+    pixels = np.asarray(picture, dtype=np.float32)
+    edges = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+    r, g, b = (int(v) for v in edges.mean(axis=0).round())
+    return r, g, b
 
 
 def _free(
@@ -131,7 +145,7 @@ def _free(
     placed: list[tuple[int, int, int, int]],
 ) -> bool:
     x0, y0, x1, y1 = tag
-    inside = x0 >= 0 and y0 >= 0 and y1 <= size[1]
+    inside = x0 >= 0 and y0 >= 0 and x1 <= size[0] and y1 <= size[1]
     return inside and all(x1 <= a or a1 <= x0 or y1 <= b or b1 <= y0 for a, b, a1, b1 in placed)
 
 
@@ -238,12 +252,12 @@ def show_boxes(image: Image.Image, reading: Reading, caption: str) -> None:
 
 def show_views(reading: Reading) -> None:
     """The 28×28 view of each digit, in reading order, with its label and confidence."""
-    st.image(
-        [view_image(d.view, scale=4) for d in reading.digits],
-        caption=[digit_caption(d) for d in reading.digits],
-        width=112,
-    )
     st.caption("What the model saw (28×28 per digit)")
+    st.image(
+        [view_image(d.view, scale=3) for d in reading.digits],
+        caption=[digit_caption(d) for d in reading.digits],
+        width=84,
+    )
 
 
 def show_chart(digit: Digit) -> None:
@@ -258,19 +272,19 @@ def show_reading(reading: Reading, image: Image.Image, settings: Settings, capti
     if not reading.digits:
         show_not_read(reading)
         return
-    text_column, boxes_column = st.columns([2, 3], gap="large")
+    text_column, picture_column = st.columns([2, 3], gap="large")
     with text_column:
         show_text(reading)
         show_uncertain(reading, settings)
-    with boxes_column:
+        show_views(reading)
+    with picture_column:
         show_boxes(image, reading, caption)
-    show_views(reading)
-    if len(reading.digits) == 1:
-        show_chart(reading.digits[0])
-    elif reading.uncertain:
-        least = min(reading.digits, key=lambda d: d.confidence)
-        st.caption(f"Probabilities of the least sure digit (read as {least.label})")
-        show_chart(least)
+        if len(reading.digits) == 1:
+            show_chart(reading.digits[0])
+        elif reading.uncertain:
+            least = min(reading.digits, key=lambda d: d.confidence)
+            st.caption(f"Probabilities of the least sure digit (read as {least.label})")
+            show_chart(least)
 
 
 def read_and_show(
