@@ -222,6 +222,17 @@ def _is_rule(
     return False
 
 
+def _could_be_strokes(candidates: list[_Candidate], shape: tuple[int, int]) -> bool:
+    """Lines alone that may still be writing: one line, or upright strokes side by side
+    ("11") that do not span the whole page. Horizontal and vertical lines together (a
+    box, a grid) or rules across the page are not."""
+    if len(candidates) == 1:
+        return True
+    h, _ = shape
+    upright = [c for c in candidates if not c.horizontal]
+    return len(upright) == len(candidates) and all(c.box[3] - c.box[1] < 0.9 * h for c in upright)
+
+
 def remove_rules(ink: np.ndarray) -> tuple[np.ndarray, int, bool]:
     """The ink with ruled lines, grid lines, box edges and underlines taken out.
 
@@ -240,9 +251,9 @@ def remove_rules(ink: np.ndarray) -> tuple[np.ndarray, int, bool]:
     rest = _drop_specks((mask & ~union).astype(np.uint8))
     other = _extent(rest)
     if other is None:
-        # Nothing but straight lines. One lone stroke may be a "1" or a "7"'s bar: keep
-        # it for the classifier; two or more (ruled lines, a box, a grid) are no digit.
-        if len(candidates) == 1:
+        # Nothing but straight lines. Strokes that could be digits ("1", "11", a 7's bar)
+        # go to the classifier; a box, a grid or ruled lines across the page are no digit.
+        if _could_be_strokes(candidates, mask.shape):
             return ink, 0, False
         return np.zeros_like(ink), len(candidates), True
     box_sides = _box_sides(candidates, other)

@@ -44,6 +44,7 @@ MAX_RUN = 3  # at most this many neighbouring pieces are tried as one digit
 MERGED_UP_TO_ASPECT = 1.2  # joined pieces must look like one digit: not much wider than tall
 FRAGMENT_HEIGHT = 0.8  # a piece shorter than this share of its tallest neighbour
 FLOOR = 1e-6
+NEIGHBOURS_REJECT_ABOVE = 0.9  # the not-a-digit threshold for a glyph among digits
 
 
 @dataclass
@@ -453,6 +454,10 @@ def _assemble(digits: list[Digit], reject_above: float | None, size: tuple[int, 
     """Drop what is no digit, and join the rest into one string per line."""
     most_likely_not = max(d.not_digit for d in digits)
     if reject_above is not None:
+        # Among confident neighbours, a glyph is probably a digit too (a thin "1" beside
+        # a "7"): in a reading of several glyphs, only a clear "not a digit" drops one.
+        if len(digits) > 1 and sum(d.not_digit <= reject_above for d in digits) > 1:
+            reject_above = max(reject_above, NEIGHBOURS_REJECT_ABOVE)
         rejected = [d for d in digits if d.not_digit > reject_above]
         kept = [d for d in digits if d.not_digit <= reject_above]
         rejected_mass = sum(_area(d.box) for d in rejected)

@@ -713,8 +713,10 @@ def _calibrate_card(card: ModelCard, run: _Run, model: Any, splits: Splits) -> N
 
     assert run.synthetic is not None
     probabilities = np.asarray(model.predict(splits.x_val, batch_size=512, verbose=0))
-    figures = calibrate(probabilities, np.asarray(splits.y_val))
     mnist = run.mnist_validation
+    figures = calibrate(
+        probabilities, np.asarray(splits.y_val), np.arange(len(splits.y_val)) < mnist
+    )
     digits = probabilities[:mnist, :10].argmax(axis=1)
     figures["mnist_val_accuracy"] = round(float(np.mean(digits == splits.y_val[:mnist])), 6)
     card.classes = [*card.classes[:10], NOT_A_DIGIT_CLASS]
