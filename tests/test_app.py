@@ -489,3 +489,20 @@ def test_no_correction_buttons_without_a_prediction(run_app, tmp_path: Path) -> 
     assert not at.get("button")
     at = upload(at, "broken.png", b"not a picture")
     assert not at.get("button")
+
+
+def test_wrong_digit_of_a_number_saves_that_digits_crop(run_app, tmp_path: Path) -> None:  # noqa: ANN001
+    from digitctl.feedback import FeedbackStore
+
+    store = FeedbackStore(tmp_path / "fb")
+    at = upload(
+        run_app(feedback_dir=str(store.directory)), "number.png", encode(number_picture("71"))
+    )
+    assert shown_prediction(at) == "71"
+    at.selectbox(key="correct_which").set_value(1).run()
+    at.button(key="correct_4").click().run()
+    assert not at.exception, at.exception
+    [sample] = store.samples()
+    assert (sample.label, sample.predicted, sample.source) == (4, 1, "number.png (digit 2)")
+    crop = Image.open(store.samples_path / sample.image_file)
+    assert crop.width < Image.open(io.BytesIO(encode(number_picture("71")))).width / 1.5

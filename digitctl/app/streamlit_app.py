@@ -267,15 +267,28 @@ def show_chart(digit: Digit) -> None:
     st.bar_chart(chart, x="digit", y="probability", height=220, sort=False)
 
 
-def show_reading(reading: Reading, image: Image.Image, settings: Settings, caption: str) -> None:
-    """What was read in ``image``: the string, warnings, boxes over the input, views, chart."""
+def show_reading(
+    reading: Reading,
+    image: Image.Image,
+    settings: Settings,
+    caption: str,
+    original: tuple[str, bytes] | None = None,
+) -> None:
+    """What was read in ``image``: the string, warnings, boxes over the input, views, chart.
+
+    ``original`` (name, encoded bytes) is what a correction stores; None: no buttons.
+    """
     if not reading.digits:
         show_not_read(reading)
+        if original is not None and reading.status == "not_a_digit":
+            show_correction(reading, image, original, settings)
         return
     text_column, picture_column = st.columns([2, 3], gap="large")
     with text_column:
         show_text(reading)
         show_uncertain(reading, settings)
+        if original is not None:
+            show_correction(reading, image, original, settings)
         show_views(reading)
     with picture_column:
         show_boxes(image, reading, caption)
@@ -288,12 +301,16 @@ def show_reading(reading: Reading, image: Image.Image, settings: Settings, capti
 
 
 def read_and_show(
-    predictor: Predictor, image: Image.Image, settings: Settings, caption: str
+    predictor: Predictor,
+    image: Image.Image,
+    settings: Settings,
+    caption: str,
+    original: tuple[str, bytes] | None = None,
 ) -> Reading | None:
     """Read ``image`` and show it; unreadable inputs and failures become messages."""
     try:
         reading = predictor.read(image)
-        show_reading(reading, image, settings, caption)
+        show_reading(reading, image, settings, caption, original)
     except NoDigitFound as exc:
         st.warning(f"No digit found: {exc}")
         return None
@@ -365,10 +382,97 @@ def show_file_result(predictor: Predictor, name: str, data: bytes, settings: Set
     except ImageError as exc:
         st.error(f"Cannot read {name}: {exc}")
         return
-    reading = read_and_show(predictor, image, settings, caption=name)
+    reading = read_and_show(predictor, image, settings, caption=name, original=(name, data))
     if reading is not None and not reading.digits:
         # Nothing was read: show the picture, so it is clear what was looked at.
         st.image(image.convert("RGB"), caption=name, width=240)
+
+
+# ---- corrections: "Wrong? This is a …" stores the sample for `digitctl finetune` -------------
+CORRECTION_PROMPT = "Wrong? This is a …"
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def correction_sample(
+    reading: Reading, image: Image.Image, original: tuple[str, bytes], index: int
+) -> tuple[str, bytes, int | None, np.ndarray | None]:
+    """(name, bytes, model's answer, view) of what a correction stores: the whole input
+    for a one-digit (or not-a-digit) reading, else the chosen digit's crop of the input."""
+    name, data = original
+    if len(reading.digits) <= 1:
+        digit = reading.digits[0] if reading.digits else None
+        return name, data, digit.label if digit else None, digit.view if digit else None
+    digit = reading.digits[index]
+    x0, y0, x1, y1 = digit.box
+    pad = max(2, (y1 - y0) // 8)
+    crop = image.crop(
+        (
+            max(0, x0 - pad),
+            max(0, y0 - pad),
+            min(image.width, x1 + pad),
+            min(image.height, y1 + pad),
+        )
+    )
+    return f"{name} (digit {index + 1})", png_bytes(crop), digit.label, digit.view
+
+
+def show_correction(
+    reading: Reading, image: Image.Image, original: tuple[str, bytes], settings: Settings
+) -> None:
+    """Ten digit buttons (and, for a number, which digit); the one chosen stores the sample
+    with that label, through the same store as `digitctl feedback add`, and says so."""
+    from digitctl.feedback import FeedbackStore
+
+    st.markdown(f"**{CORRECTION_PROMPT}**")
+    index = 0
+    if len(reading.digits) > 1:
+        index = st.selectbox(
+            "Which digit is wrong?",
+            range(len(reading.digits)),
+            format_func=lambda i: f"digit {i + 1}, read as {reading.digits[i].label}",
+            key="correct_which",
+        )
+    chosen = None
+    for digit, column in enumerate(st.columns(10, gap="small")):
+        if column.button(str(digit), key=f"correct_{digit}", width="stretch"):
+            chosen = digit
+    if chosen is None:
+        return
+    name, data, predicted, view = correction_sample(reading, image, original, index)
+    try:
+        outcome = FeedbackStore.for_settings(settings).add(
+            data, chosen, predicted=predicted, view=view, source=name
+        )
+    except DigitctlError as exc:
+        st.error(f"Could not save the correction: {exc}")
+        return
+    said = {"added": "Saved", "duplicate": "Already saved", "relabelled": "Saved (relabelled)"}
+    st.success(
+        f"{said[outcome.status]}: this {name} is a {chosen}. "
+        "Run `digitctl finetune` to teach the model.",
+        icon="✅",
+    )
+
+
+def show_feedback_sidebar(settings: Settings) -> None:
+    from digitctl.feedback import FeedbackStore
+
+    summary = FeedbackStore.for_settings(settings).summary()
+    with st.sidebar:
+        st.header("Your corrections")
+        st.markdown(f"**Corrections stored:** {summary.total}")
+        if summary.total:
+            counts = ", ".join(f"{d}: {n}" for d, n in summary.counts.items() if n)
+            st.caption(f"Per digit: {counts}")
+        st.markdown("Teach the model your handwriting (at least 5 of each corrected digit):")
+        st.code("digitctl finetune", language="bash")
 
 
 HINTS = {
@@ -396,11 +500,18 @@ def main() -> None:
     given = upload_input() if kind == UPLOAD else camera_input() if kind == CAMERA else None
     st.divider()
     if drawing is not None:
-        read_and_show(predictor, drawing, settings, caption="Your drawing, as read")
+        read_and_show(
+            predictor,
+            drawing,
+            settings,
+            caption="Your drawing, as read",
+            original=("drawing", png_bytes(drawing)),
+        )
     elif given is not None:
         show_file_result(predictor, given[0], given[1], settings)
     else:
         st.info(HINTS[kind])
+    show_feedback_sidebar(settings)
 
 
 if __name__ == "__main__":
