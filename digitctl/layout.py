@@ -361,11 +361,14 @@ def _stacked(a: _Part, b: _Part) -> bool:
     The smaller part must be clearly smaller: two digits in consecutive lines are not.
     """
     shared = _overlap(a.box[0], a.box[2], b.box[0], b.box[2])
-    if shared < 0.5 * max(1, min(a.width, b.width)):
+    narrower = max(1, min(a.width, b.width))
+    if shared < 0.3 * narrower:
         return False
     small, big = sorted((a.height, b.height))
     gap = max(a.box[1], b.box[1]) - min(a.box[3], b.box[3])
-    return gap <= 0.25 * big and (small < 0.7 * big or gap <= 0)
+    if gap <= 0.1 * big:  # touching or nearly: a stroke broken across (a thin pen's 0, 6)
+        return True
+    return shared >= 0.5 * narrower and gap <= 0.25 * big and small < 0.7 * big
 
 
 def _glyph_groups(parts: list[_Part]) -> list[_Part]:
