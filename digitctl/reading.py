@@ -29,13 +29,13 @@ from digitctl.inkmap import InkMap, ink_maps
 from digitctl.layout import INK_LEVEL, Glyph, Layout, find_glyphs
 
 # A glyph this many times wider than tall may be several touching digits.
-SPLIT_FROM_ASPECT = 1.25
+SPLIT_FROM_ASPECT = 0.9
 # Pieces of a split are this wide, in glyph heights (a "1" is narrow, a "0" near square).
 PIECE_WIDTHS = (0.18, 1.25)
 UNSPLIT_UP_TO_ASPECT = 1.7  # wider than this, a glyph is never one digit
 SPLIT_UP_TO_ASPECT = 8.0  # wider than this (a line's remnant), a glyph is no number either
 MIN_SPLIT_HEIGHT = 12  # ink-map pixels: lower glyphs are not split (no digits to find)
-CUT_PENALTY = math.log(0.85)  # each extra digit must buy this much confidence
+CUT_PENALTY = 0.0  # log-prior per digit read (0: none; chosen on the seed-1 validation sets)
 WIDEST_DIGIT = 1.3  # width / height beyond which a glyph is unlikely to be one digit
 WIDE_PENALTY = 0.0  # log-prior per unit of width / height beyond that
 FIRST_MAP_BONUS = 0.05  # the likelier polarity wins ties
