@@ -106,7 +106,7 @@ def main() -> None:
             "command": "python benchmarks/make_bundled_model.py (the test set, looked at once)",
         },
         training=trained_card.training,
-        history=trained_card.history,
+        history=trained_card.history or _history(settings.artifacts_path / "history.json"),
         extra={
             "calibration": figures,
             "reproduce": [
@@ -119,6 +119,15 @@ def main() -> None:
     )
     card.write(BUNDLED_MODEL_DIR / "digitctl_cnn_card.json")
     print(f"wrote {target}, its .tflite and card", file=sys.stderr)
+
+
+def _history(path: Path) -> dict[str, list[float]]:
+    """The per-epoch figures from the run's history.json (cards of 0.1 runs lack them)."""
+    if not path.exists():
+        return {}
+    document = json.loads(path.read_text())
+    keys = ("epochs", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")
+    return {k: document[k] for k in keys if k in document}
 
 
 if __name__ == "__main__":
