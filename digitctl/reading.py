@@ -89,7 +89,7 @@ class Reading:
     digits: list[Digit]
     status: str = "ok"
     reason: str | None = None
-    not_digit: float = 0.0  # for a single glyph: how sure the model is that it is no digit
+    not_digit: float = 0.0  # the highest not-a-digit probability among the glyphs read
     size: tuple[int, int] = (0, 0)  # the input's width and height
 
     @property
@@ -480,7 +480,7 @@ def _assemble(digits: list[Digit], reject_above: float | None, size: tuple[int, 
         for _, row in sorted(lines.items())
     )
     ordered = [d for _, row in sorted(lines.items()) for d in sorted(row, key=lambda d: d.box[0])]
-    return Reading(text, ordered, "ok", None, most_likely_not if len(digits) == 1 else 0.0, size)
+    return Reading(text, ordered, "ok", None, most_likely_not, size)
 
 
 def _area(box: Sequence[int]) -> int:
