@@ -382,6 +382,10 @@ def predict_inputs(predictor: Predictor, items: Sequence[PredictInput]) -> Itera
         for item, answer in zip(items, predictor._decided(drafts), strict=True):
             if isinstance(answer, ImageError):
                 yield PredictOutcome(item.name, None, _with_name(item.name, answer))
+            elif answer.status == "no_digit":
+                # As in 0.1, an image without ink is a failed input (exit status 1); a
+                # letter or a drawing is an answer ("not a digit"), not a failure.
+                yield PredictOutcome(item.name, answer, _with_name(item.name, answer.reason or ""))
             else:
                 yield PredictOutcome(item.name, answer, None)
 

@@ -119,7 +119,11 @@ def test_predict_cli_answers_every_mutated_file_in_one_run(
     assert len(lines) == len(cases)
     for line in lines:
         record = json.loads(line)
-        if record["error"] is None:
-            assert 0 <= record["label"] <= 9 and len(record["probabilities"]) == 10
-        else:
+        if record["error"] is not None:
             assert record["label"] is None and record["error"].strip()
+        elif record["label"] is not None:  # one digit read
+            assert 0 <= record["label"] <= 9 and len(record["probabilities"]) == 10
+            assert record["text"] == str(record["label"])
+        else:  # several digits, or an answer that it is no digit
+            assert len(record["text"]) != 1 and record["status"] in ("ok", "not_a_digit")
+            assert (record["status"] == "ok") == bool(record["text"])
