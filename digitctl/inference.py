@@ -127,19 +127,17 @@ class Predictor:
         return self.decide_many([drafted])[0]
 
     def decide_many(self, drafts: Sequence[reading.Draft]) -> list[reading.Reading]:
-        """Readings of several drafts, their views scored in one batch."""
-        counts = [len(d.views) for d in drafts]
-        views = [d.views for d in drafts if len(d.views)]
-        scores = self.classify(np.concatenate(views)) if views else np.zeros((0, 10), np.float32)
-        bounds = np.cumsum([0, *counts])
+        """Readings of several drafts, their views scored in two batches (whole glyphs,
+        then the pieces that still matter)."""
+        tables = reading.score_views(drafts, self.classify)
         return [
             reading.decide(
                 drafted,
-                scores[bounds[i] : bounds[i + 1]],
+                table,
                 uncertain_below=self.uncertain_below,
                 reject_above=self.reject_threshold,
             )
-            for i, drafted in enumerate(drafts)
+            for drafted, table in zip(drafts, tables, strict=True)
         ]
 
     def read(self, source: ImageSource) -> reading.Reading:
