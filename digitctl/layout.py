@@ -27,6 +27,7 @@ RULE_LEVEL = 0.25  # rules are looked for lower: grey or blue printed lines are 
 RULE_SPAN = 0.45  # a rule candidate spans at least this share of the image side
 RULE_REACH = 0.1  # ... and reaches past the other ink by this share of its extent
 MAX_RULE_THICKNESS = 0.2  # rules are thin: at most this share of the image's short side
+OTHER_INK_SHARE = 0.25  # less ink than this share of the longest line's is no digit beside it
 SPECK_SHARE = 0.03  # components below this share of the largest one's area are specks
 
 
@@ -223,14 +224,31 @@ def _is_rule(
 
 
 def _could_be_strokes(candidates: list[_Candidate], shape: tuple[int, int]) -> bool:
-    """Lines alone that may still be writing: one line, or upright strokes side by side
-    ("11") that do not span the whole page. Horizontal and vertical lines together (a
-    box, a grid) or rules across the page are not."""
-    if len(candidates) == 1:
-        return True
-    h, _ = shape
-    upright = [c for c in candidates if not c.horizontal]
-    return len(upright) == len(candidates) and all(c.box[3] - c.box[1] < 0.9 * h for c in upright)
+    """Lines alone that may still be writing ("1", "11", a 7's bar and stem, a 4 of three
+    straight strokes), rather than paper furniture: a frame (lines on at least three of the
+    four sides of the lines' extent, as a box has) or two or more rules across the page."""
+    h, w = shape
+
+    def spans_page(c: _Candidate) -> bool:
+        if c.horizontal:
+            return c.box[2] - c.box[0] >= 0.9 * w
+        return c.box[3] - c.box[1] >= 0.9 * h
+
+    across = [c for c in candidates if spans_page(c)]
+    if len(across) >= 2 and len({c.horizontal for c in across}) == 1:
+        return False  # ruled paper, or the columns of a grid
+    x0 = min(c.box[0] for c in candidates)
+    y0 = min(c.box[1] for c in candidates)
+    x1 = max(c.box[2] for c in candidates)
+    y1 = max(c.box[3] for c in candidates)
+    near_x, near_y = 0.1 * (x1 - x0) + 2, 0.1 * (y1 - y0) + 2
+    sides = (
+        any(c.horizontal and c.box[1] <= y0 + near_y for c in candidates),
+        any(c.horizontal and c.box[3] >= y1 - near_y for c in candidates),
+        any(not c.horizontal and c.box[0] <= x0 + near_x for c in candidates),
+        any(not c.horizontal and c.box[2] >= x1 - near_x for c in candidates),
+    )
+    return sum(sides) < 3
 
 
 def remove_rules(ink: np.ndarray) -> tuple[np.ndarray, int, bool]:
@@ -249,7 +267,9 @@ def remove_rules(ink: np.ndarray) -> tuple[np.ndarray, int, bool]:
         union |= c.pixels
     # The rest of the ink, ignoring specks that the lines left behind (anti-aliasing).
     rest = _drop_specks((mask & ~union).astype(np.uint8))
-    other = _extent(rest)
+    largest = max(int(c.pixels.sum()) for c in candidates)
+    # Crumbs beside a lone stroke (a "1"'s serif, its anti-aliased rim) are not "other ink".
+    other = _extent(rest) if int(rest.sum()) >= OTHER_INK_SHARE * largest else None
     if other is None:
         # Nothing but straight lines. Strokes that could be digits ("1", "11", a 7's bar)
         # go to the classifier; a box, a grid or ruled lines across the page are no digit.
