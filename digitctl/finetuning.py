@@ -507,6 +507,17 @@ def _sha256(path: Path) -> str:
 # --------------------------------------------------------------------------------------
 # the whole run
 # --------------------------------------------------------------------------------------
+@dataclass
+class _Job:
+    """What the steps of one fine-tuning run share."""
+
+    settings: Settings
+    plan: dict[str, Any]
+    started: float
+    marks: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
 def finetune_model(
     settings: Settings,
     *,
@@ -525,7 +536,38 @@ def finetune_model(
     DigitctlError for an empty store or too few corrections of a digit, and
     TrainingInterrupted (exit 130) on Ctrl-C, the previous model untouched.
     """
-    started = time.perf_counter()
+    job = _Job(settings, _resolve_plan(settings, epochs, holdout, learning_rate, train),
+               time.perf_counter())  # fmt: skip
+    feedback = _load_feedback(job)
+    base = _load_base(job, replay_path)
+    before = _measure_before(job, feedback, base)
+    _train(job, feedback, base, progress)
+    result = _stage_measure_install(job, feedback, base, before, force)
+    done = time.perf_counter()
+    m = job.marks
+    result.seconds = {
+        "load": m["loaded"] - job.started,
+        "measure_before": m["measured"] - m["loaded"],
+        "train": m["trained"] - m["measured"],
+        "export": m["exported"] - m["trained"],
+        "measure_after": m["evaluated"] - m["exported"],
+        "install": done - m["evaluated"],
+        "total": done - job.started,
+    }
+    if result.card_path is not None:  # the timings belong in the card too
+        write_json(
+            result.card_path, {**_card(result, base["card_info"]), "seconds": result.seconds}
+        )
+    return result
+
+
+def _resolve_plan(
+    settings: Settings,
+    epochs: int | None,
+    holdout: float | None,
+    learning_rate: float | None,
+    train: str | None,
+) -> dict[str, Any]:
     plan = {
         "epochs": epochs or DEFAULTS["epochs"],
         "holdout": DEFAULTS["holdout"] if holdout is None else holdout,
@@ -543,16 +585,29 @@ def finetune_model(
         raise DigitctlError(f"holdout must be between 0 and 1, got {plan['holdout']}")
     if plan["epochs"] < 1:
         raise DigitctlError(f"epochs must be at least 1, got {plan['epochs']}")
+    return plan
 
+
+def _load_feedback(job: _Job) -> dict[str, Any]:
+    """Step 1: the corrections, their counts and the stratified held-out part."""
     from digitctl.feedback import FeedbackStore
 
-    store = FeedbackStore.for_settings(settings)
+    store = FeedbackStore.for_settings(job.settings)
     x_all, y_all, _ = store.views()
     counts = {d: int(np.sum(y_all == d)) for d in range(10)}
     check_counts(counts, store.directory.absolute())
-    train_idx, held_idx = stratified_holdout(y_all, plan["holdout"], settings.seed)
+    train_idx, held_idx = stratified_holdout(y_all, job.plan["holdout"], job.settings.seed)
     x_all = x_all.reshape((len(x_all), 28, 28, 1))
+    return {
+        "x": x_all, "y": y_all, "counts": counts, "train_idx": train_idx,
+        "x_held": x_all[held_idx], "y_held": y_all[held_idx],
+    }  # fmt: skip
 
+
+def _load_base(job: _Job, replay_path: Path | None) -> dict[str, Any]:
+    """Step 2: the model in use, the MNIST replay (and "not a digit" views for an
+    11-output model) and the MNIST test images for the before/after figure."""
+    settings = job.settings
     base_path = resolve_model_path(settings)
     if base_path.suffix not in (".keras", ".h5"):
         raise ModelError(
@@ -560,12 +615,10 @@ def finetune_model(
             "file of the model, not its export"
         )
     # Read before anything is replaced: the base may be the workspace model itself.
-    base = {"path": base_path, "sha256": _sha256(base_path), "card": _base_card(base_path)}
+    card_info = {"path": base_path, "sha256": _sha256(base_path), "card": _base_card(base_path)}
     replay = load_replay(replay_path or REPLAY_PATH)
-    warnings: list[str] = []
     full_test = cached_test_set(settings)
     x_test, y_test = full_test if full_test is not None else (replay.x_test, replay.y_test)
-    mnist_source = "full test set" if full_test is not None else "shipped subset"
 
     from digitctl._native import load_tensorflow
 
@@ -583,7 +636,7 @@ def finetune_model(
         if x_negative is None:
             x_negative = negative_views(per_digit, settings.seed)
         if x_negative is None:
-            warnings.append(
+            job.warnings.append(
                 "this model can answer 'not a digit', but no 'not a digit' examples are "
                 "available to replay (digitctl.synth is missing): that answer may weaken"
             )
@@ -592,25 +645,44 @@ def finetune_model(
             x_replay = np.concatenate([x_replay, x_negative])
             y_replay = np.concatenate([y_replay, np.full(negatives, NOT_A_DIGIT, np.uint8)])
     if settings.model is not None:
-        warnings.append(
+        job.warnings.append(
             f"the model setting points at {settings.model}: predict and serve keep using it; "
             f"unset it to use the fine-tuned {workspace_model_path(settings)}"
         )
-    loaded = time.perf_counter()
+    job.marks["loaded"] = time.perf_counter()
+    return {
+        "path": base_path, "card_info": card_info, "model": model, "classes": classes,
+        "x_replay": x_replay, "y_replay": y_replay, "negatives": negatives,
+        "x_test": x_test, "y_test": y_test,
+        "mnist_source": "full test set" if full_test is not None else "shipped subset",
+    }  # fmt: skip
 
-    x_held, y_held = x_all[held_idx], y_all[held_idx]
+
+def _measure_before(job: _Job, feedback: dict[str, Any], base: dict[str, Any]) -> dict:
+    """Step 3: the base model's figures, on what predict runs (its export when fresh)."""
     from digitctl.inference import _fresh_export
 
-    base_lite = _fresh_export(base_path)
-    before_run = lite_runner(base_lite) if base_lite is not None else keras_runner(model)
-    holdout_before = figures(before_run, x_held, y_held)
-    mnist_before = figures(before_run, x_test, y_test)
-    measured = time.perf_counter()
+    base_lite = _fresh_export(base["path"])
+    run = lite_runner(base_lite) if base_lite is not None else keras_runner(base["model"])
+    before = {
+        "holdout": figures(run, feedback["x_held"], feedback["y_held"]),
+        "mnist": figures(run, base["x_test"], base["y_test"]),
+    }
+    job.marks["measured"] = time.perf_counter()
+    return before
 
-    rng = np.random.default_rng(settings.seed)
+
+def _train(
+    job: _Job, feedback: dict[str, Any], base: dict[str, Any], progress: Progress | None
+) -> None:
+    """Step 4: the corrections (augmented) mixed with the replay, the chosen layers trained."""
+    plan, model = job.plan, base["model"]
+    rng = np.random.default_rng(job.settings.seed)
+    train_idx = feedback["train_idx"]
     x_mix, y_mix, _ = _mixed_set(
-        x_all[train_idx], y_all[train_idx], x_replay, y_replay, plan["feedback_share"], rng
-    )
+        feedback["x"][train_idx], feedback["y"][train_idx], base["x_replay"], base["y_replay"],
+        plan["feedback_share"], rng,
+    )  # fmt: skip
     _prepare_for_training(model, plan["train"])
     try:
         _fit(
@@ -620,50 +692,58 @@ def finetune_model(
             epochs=plan["epochs"],
             batch_size=plan["batch_size"],
             learning_rate=plan["learning_rate"],
-            seed=settings.seed,
+            seed=job.settings.seed,
             progress=progress,
         )
     except KeyboardInterrupt:
         raise TrainingInterrupted(
             "fine-tuning interrupted; the previous model is unchanged"
         ) from None
-    trained = time.perf_counter()
+    job.marks["trained"] = time.perf_counter()
 
-    tuned = _clean_copy(model)
+
+def _stage_measure_install(
+    job: _Job, feedback: dict[str, Any], base: dict[str, Any], before: dict, force: bool
+) -> FinetuneResult:
+    """Step 5: export beside the workspace model (temporary files), measure the export,
+    and install it unless refused (``force`` installs anyway)."""
+    settings = job.settings
+    tuned = _clean_copy(base["model"])
     temps: dict[Path, Path] = {}
+    y_all, train_idx = feedback["y"], feedback["train_idx"]
     try:
         temps = _stage(tuned, settings)
-        exported = time.perf_counter()
+        job.marks["exported"] = time.perf_counter()
         # Measured on the export itself: the figures are those of what predict will run.
         after_run = lite_runner(temps[lite_path_for(workspace_model_path(settings))])
-        holdout_after = figures(after_run, x_held, y_held)
-        mnist_after = figures(after_run, x_test, y_test)
-        reason = refusal(holdout_before, holdout_after, mnist_before, mnist_after)
-        evaluated = time.perf_counter()
+        holdout_after = figures(after_run, feedback["x_held"], feedback["y_held"])
+        mnist_after = figures(after_run, base["x_test"], base["y_test"])
+        reason = refusal(before["holdout"], holdout_after, before["mnist"], mnist_after)
+        job.marks["evaluated"] = time.perf_counter()
         result = FinetuneResult(
             installed=False,
             refused=reason,
             forced=force and reason is not None,
-            base_model=base_path,
+            base_model=base["path"],
             model_path=workspace_model_path(settings),
             lite_path=None,
             card_path=None,
-            output_classes=classes,
-            feedback_counts=counts,
+            output_classes=base["classes"],
+            feedback_counts=feedback["counts"],
             train_counts={d: int(np.sum(y_all[train_idx] == d)) for d in range(10)},
-            holdout_counts={d: int(np.sum(y_held == d)) for d in range(10)},
-            replay_images=len(y_replay),
-            negative_replay=negatives,
-            holdout_before=holdout_before,
+            holdout_counts={d: int(np.sum(feedback["y_held"] == d)) for d in range(10)},
+            replay_images=len(base["y_replay"]),
+            negative_replay=base["negatives"],
+            holdout_before=before["holdout"],
             holdout_after=holdout_after,
-            mnist_before=mnist_before,
+            mnist_before=before["mnist"],
             mnist_after=mnist_after,
-            mnist_source=mnist_source,
-            settings=plan,
-            warnings=warnings,
+            mnist_source=base["mnist_source"],
+            settings=job.plan,
+            warnings=job.warnings,
         )
         if reason is None or force:
-            result.card_path = _commit(temps, _card(result, base), settings)
+            result.card_path = _commit(temps, _card(result, base["card_info"]), settings)
             result.installed = True
             result.lite_path = lite_path_for(result.model_path)
     except KeyboardInterrupt:
@@ -672,18 +752,6 @@ def finetune_model(
         ) from None
     finally:
         _discard(temps)
-    done = time.perf_counter()
-    result.seconds = {
-        "load": loaded - started,
-        "measure_before": measured - loaded,
-        "train": trained - measured,
-        "export": exported - trained,
-        "measure_after": evaluated - exported,
-        "install": done - evaluated,
-        "total": done - started,
-    }
-    if result.card_path is not None:  # the timings belong in the card too
-        write_json(result.card_path, {**_card(result, base), "seconds": result.seconds})
     return result
 
 
