@@ -39,8 +39,6 @@ SURE_WHOLE = 0.98
 SURE_UP_TO_ASPECT = 1.3
 MIN_SPLIT_HEIGHT = 12  # ink-map pixels: lower glyphs are not split (no digits to find)
 CUT_PENALTY = 0.0  # log-prior per digit read (0: none; chosen on the seed-1 validation sets)
-WIDEST_DIGIT = 1.3  # width / height beyond which a glyph is unlikely to be one digit
-WIDE_PENALTY = 0.0  # log-prior per unit of width / height beyond that
 FIRST_MAP_BONUS = 0.05  # the likelier polarity wins ties
 MAX_GLYPHS = 64  # more candidate glyphs than this: texture, not writing
 MAX_RUN = 3  # at most this many neighbouring pieces are tried as one digit
@@ -131,7 +129,6 @@ class _GlyphDraft:
     ink_scale: float = 1.0  # input pixels per ink-map pixel
     origin: tuple[int, int] = (0, 0)  # glyph's top-left in ink-map pixels
     height: int = 0
-    column_spans: list[tuple[int, int]] = field(default_factory=list)  # rows of each piece
 
 
 @dataclass
@@ -337,22 +334,15 @@ def _score(probabilities: np.ndarray) -> float:
     return math.log(max(float(probabilities[:10].max()), FLOOR))
 
 
-def _shape_prior(width: int, height: int) -> float:
-    """Log-prior of a digit this wide: a digit is rarely much wider than tall, so two
-    touching digits read as one pay for it (the model alone may read a squeezed pair as
-    one digit with confidence)."""
-    return -WIDE_PENALTY * max(0.0, width / max(1, height) - WIDEST_DIGIT)
-
-
 def _segment(glyph: _GlyphDraft, probabilities: np.ndarray) -> tuple[float, list[_Choice]]:
     """The best way to read one glyph: whole, or split at the cuts (dynamic programming).
 
-    The value is the sum of the chosen views' log-scores and shape priors; the caller adds
+    The value is the sum of the chosen views' log-scores; the caller adds
     the per-digit penalty.
     """
     options: list[tuple[float, list[_Choice]]] = []
     if glyph.whole is not None:
-        value = _score(probabilities[glyph.whole]) + _shape_prior(glyph.width, glyph.height)
+        value = _score(probabilities[glyph.whole])
         options.append((value, [_Choice(glyph.whole, glyph.box, 0)]))
     if glyph.pieces:
         by_start: dict[int, list[_Piece]] = {}
@@ -366,12 +356,7 @@ def _segment(glyph: _GlyphDraft, probabilities: np.ndarray) -> tuple[float, list
             for piece in by_start.get(cut, []):
                 if np.isnan(probabilities[piece.view, 0]):
                     continue  # not scored: the glyph read whole was sure enough
-                value = (
-                    total
-                    + _score(probabilities[piece.view])
-                    + _shape_prior(piece.stop - piece.start, glyph.height)
-                    + CUT_PENALTY
-                )
+                value = total + _score(probabilities[piece.view]) + CUT_PENALTY
                 if piece.stop not in best or value > best[piece.stop][0]:
                     best[piece.stop] = (value, [*path, piece])
         if glyph.width in best and len(best[glyph.width][1]) > 1:
