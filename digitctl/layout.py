@@ -28,6 +28,10 @@ RULE_SPAN = 0.45  # a rule candidate spans at least this share of the image side
 RULE_REACH = 0.1  # ... and reaches past the other ink by this share of its extent
 MAX_RULE_THICKNESS = 0.2  # rules are thin: at most this share of the image's short side
 OTHER_INK_SHARE = 0.25  # less ink than this share of the longest line's is no digit beside it
+FRAME_MIN_SIDE = 12  # pixels: smaller parts are never frames
+FRAME_HOLDS = 0.8  # a part is inside a frame when this share of its box lies within
+FRAME_BAND = 0.2  # a frame's ink lies within this share of its short side from its edges
+FRAME_EDGE_SHARE = 0.9  # ... at least this share of it
 SPECK_SHARE = 0.03  # components below this share of the largest one's area are specks
 
 
@@ -237,18 +241,49 @@ def _could_be_strokes(candidates: list[_Candidate], shape: tuple[int, int]) -> b
     across = [c for c in candidates if spans_page(c)]
     if len(across) >= 2 and len({c.horizontal for c in across}) == 1:
         return False  # ruled paper, or the columns of a grid
+    return len(_frame_sides(candidates)) < 3
+
+
+def _frame_sides(candidates: list[_Candidate]) -> dict[str, list[int]]:
+    """The candidates on each side of the lines' common extent (a box's edges), by side."""
     x0 = min(c.box[0] for c in candidates)
     y0 = min(c.box[1] for c in candidates)
     x1 = max(c.box[2] for c in candidates)
     y1 = max(c.box[3] for c in candidates)
     near_x, near_y = 0.1 * (x1 - x0) + 2, 0.1 * (y1 - y0) + 2
-    sides = (
-        any(c.horizontal and c.box[1] <= y0 + near_y for c in candidates),
-        any(c.horizontal and c.box[3] >= y1 - near_y for c in candidates),
-        any(not c.horizontal and c.box[0] <= x0 + near_x for c in candidates),
-        any(not c.horizontal and c.box[2] >= x1 - near_x for c in candidates),
-    )
-    return sum(sides) < 3
+    sides: dict[str, list[int]] = {}
+    for i, c in enumerate(candidates):
+        if c.horizontal and c.box[1] <= y0 + near_y:
+            sides.setdefault("top", []).append(i)
+        elif c.horizontal and c.box[3] >= y1 - near_y:
+            sides.setdefault("bottom", []).append(i)
+        elif not c.horizontal and c.box[0] <= x0 + near_x:
+            sides.setdefault("left", []).append(i)
+        elif not c.horizontal and c.box[2] >= x1 - near_x:
+            sides.setdefault("right", []).append(i)
+    return sides
+
+
+def _inside_frame(candidates: list[_Candidate]) -> list[_Candidate] | None:
+    """The frame's lines, when lines alone hold strokes inside a frame (a "1" in a box):
+    a frame on at least three sides and, apart from it, straight strokes that touch none
+    of its lines and are shorter than the frame side parallel to them. None otherwise."""
+    sides = _frame_sides(candidates)
+    if len(sides) < 3:
+        return None
+    frame = {i for found in sides.values() for i in found}
+    grown = np.zeros(candidates[0].pixels.shape, np.uint8)
+    for i in frame:
+        grown |= candidates[i].pixels.astype(np.uint8)
+    grown = cv2.dilate(grown, np.ones((5, 5), np.uint8)).astype(bool)
+    inner = []
+    for i, c in enumerate(candidates):
+        if i in frame:
+            continue
+        if (c.pixels & grown).any():
+            return None  # a line joining the frame: a grid or a comb, not a stroke
+        inner.append(c)
+    return [candidates[i] for i in sorted(frame)] if inner else None
 
 
 def remove_rules(ink: np.ndarray) -> tuple[np.ndarray, int, bool]:
@@ -272,9 +307,21 @@ def remove_rules(ink: np.ndarray) -> tuple[np.ndarray, int, bool]:
     other = _extent(rest) if int(rest.sum()) >= OTHER_INK_SHARE * largest else None
     if other is None:
         # Nothing but straight lines. Strokes that could be digits ("1", "11", a 7's bar)
-        # go to the classifier; a box, a grid or ruled lines across the page are no digit.
-        if _could_be_strokes(candidates, mask.shape):
+        # go to the classifier; a box, a grid or ruled lines across the page are no digit,
+        # but a straight stroke inside a box is (the box goes, the "1" stays).
+        frame = _inside_frame(candidates)
+        if frame is not None:
+            candidates = frame
+            union = np.zeros(mask.shape, dtype=bool)
+            for c in candidates:
+                union |= c.pixels
+            rest = _drop_specks((mask & ~union).astype(np.uint8))
+            other = _extent(rest)
+        elif _could_be_strokes(candidates, mask.shape):
             return ink, 0, False
+        else:
+            return np.zeros_like(ink), len(candidates), True
+    if other is None:
         return np.zeros_like(ink), len(candidates), True
     box_sides = _box_sides(candidates, other)
     chosen = [
@@ -375,6 +422,37 @@ def _components(ink: np.ndarray) -> tuple[np.ndarray, list[_Part]]:
     return labels, parts
 
 
+def _inside(inner: _Part, outer: _Part) -> bool:
+    shared = _overlap(inner.box[0], inner.box[2], outer.box[0], outer.box[2]) * _overlap(
+        inner.box[1], inner.box[3], outer.box[1], outer.box[3]
+    )
+    return shared >= FRAME_HOLDS * inner.width * inner.height
+
+
+def _frames(labels: np.ndarray, parts: list[_Part]) -> set[int]:
+    """Parts that are frames around other parts: a box, a comb or a corner of one, drawn
+    apart from the digit it holds, however thin, tilted or wobbly its lines.
+
+    A frame holds another part inside its bounding box, and nearly all of its own ink
+    lies in a band along that box's edges (a digit's ink does not: a "0" holds nothing,
+    a "6" holds its own loop). Frames touching the digit are one component with it and
+    are left to the straight-line search.
+    """
+    frames: set[int] = set()
+    for i, part in enumerate(parts):
+        if min(part.width, part.height) < FRAME_MIN_SIDE or len(parts) < 2:
+            continue
+        if not any(j != i and _inside(other, part) for j, other in enumerate(parts)):
+            continue
+        x0, y0, x1, y1 = part.box
+        own = np.isin(labels[y0:y1, x0:x1], part.labels)
+        band = max(2, int(FRAME_BAND * min(part.width, part.height)))
+        interior = own[band:-band, band:-band].sum() if min(own.shape) > 2 * band else 0
+        if interior <= (1 - FRAME_EDGE_SHARE) * own.sum():
+            frames.add(i)
+    return frames
+
+
 def _stacked(a: _Part, b: _Part) -> bool:
     """Two parts of one glyph stacked vertically: a 5's flag over its body, a broken 7.
 
@@ -440,6 +518,10 @@ def find_glyphs(ink: np.ndarray) -> Layout:
     """The glyph candidates of an ink map, by line (top to bottom), each left to right."""
     cleaned, rules, only_rules = remove_rules(ink)
     labels, parts = _components(cleaned)
+    frames = _frames(labels, parts)
+    if frames:
+        parts = [part for i, part in enumerate(parts) if i not in frames]
+        rules += len(frames)
     lines = [
         [_glyph(cleaned, labels, part, number) for part in line]
         for number, line in enumerate(_text_lines(_glyph_groups(parts)))

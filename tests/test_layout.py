@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import realistic_images as ri
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from digitctl.errors import NoDigitFound
 from digitctl.imaging import decode_grey
@@ -48,6 +48,33 @@ def test_a_box_around_a_digit_is_removed() -> None:
     x0, y0, x1, y1 = layout.glyphs[0].box
     # The glyph is the digit (about 40..120 here), not the box (20..140).
     assert x0 > 30 and x1 < 130 and y0 > 30 and y1 < 130
+
+
+def test_a_thin_tilted_box_apart_from_the_digit_is_removed() -> None:
+    # A 2 px box tilted by ~4 degrees: its sides are no long straight run, but it is a
+    # frame around the digit, and must not be read as a "1" beside it.
+    grey = page(180, 180)
+    frame = Image.new("L", (180, 180), 0)
+    ImageDraw.Draw(frame).rectangle((30, 25, 150, 155), outline=255, width=2)
+    frame = np.asarray(frame.rotate(4, resample=Image.Resampling.BILINEAR), np.float32) / 255
+    grey = np.minimum(grey, 1 - 0.7 * frame)
+    ink_digit(grey, 3, 55, 50, 80)
+    layout = layout_of(grey)
+    assert len(layout.glyphs) == 1
+    x0, y0, x1, y1 = layout.glyphs[0].box
+    assert x0 > 45 and x1 < 140 and y0 > 40 and y1 < 140
+
+
+def test_a_one_inside_a_box_is_kept_when_only_straight_lines_are_there() -> None:
+    grey = page(160, 160)
+    grey[10:14, 10:150] = grey[146:150, 10:150] = 0.1
+    grey[10:150, 10:14] = grey[10:150, 146:150] = 0.1
+    grey[40:120, 76:84] = 0.1  # a straight "1", shorter than the box and touching none of it
+    layout = layout_of(grey)
+    assert not layout.only_rules
+    assert len(layout.glyphs) == 1
+    x0, y0, x1, y1 = layout.glyphs[0].box
+    assert 70 <= x0 and x1 <= 90 and 35 <= y0 and y1 <= 125
 
 
 @pytest.mark.parametrize("rule_tone", [0.3, 0.55])
