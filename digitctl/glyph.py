@@ -7,8 +7,8 @@ thinner than MNIST's are thickened first, so a thin pen reads like a thick one.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
-from PIL import Image, ImageFilter
 
 from digitctl.errors import NoDigitFound
 
@@ -69,11 +69,9 @@ def _fit(ink: np.ndarray, side: int) -> np.ndarray:
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     if size == (w, h):
         return ink
-    return np.asarray(
-        Image.fromarray(ink, "F").resize(
-            size, Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
-        )
-    )
+    # Area averaging down, bilinear up (OpenCV: ~10× faster than Pillow on float images).
+    method = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    return cv2.resize(np.ascontiguousarray(ink, np.float32), size, interpolation=method)
 
 
 def _thicken(ink: np.ndarray) -> np.ndarray:
@@ -88,9 +86,9 @@ def _thicken(ink: np.ndarray) -> np.ndarray:
     size = int(round(grow)) | 1
     if size < 3:
         return ink
-    pad = size // 2
-    padded = np.pad(ink, pad)
-    return np.asarray(Image.fromarray(padded, "F").filter(ImageFilter.MaxFilter(min(size, 9))))
+    size = min(size, 9)
+    padded = np.pad(ink, size // 2)
+    return cv2.dilate(padded, np.ones((size, size), np.uint8))
 
 
 def centre_by_mass(box: np.ndarray) -> np.ndarray:

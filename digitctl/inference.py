@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from digitctl.config import Settings
 
 # One interpreter thread: readings score a few views per image, and big batches already
-# keep every core busy with preprocessing workers.
+# keep every core busy with worker processes, each reading its share of the images.
 LITERT_THREADS = 1
 DECIDE_BATCH = 64  # images whose views are scored together
 PARALLEL_FROM = 400  # below this many images, starting worker processes does not pay
@@ -153,11 +153,39 @@ class Predictor:
     ) -> Iterator[reading.Reading | ImageError]:
         """Readings in input order; an unreadable image yields its ImageError instead.
 
-        ``workers`` > 1 decodes and lays out in that many forked processes; the model
-        runs here, on the views of up to ``DECIDE_BATCH`` images at a time.
+        ``workers`` > 1 reads in that many forked processes, each with its own LiteRT
+        interpreter (a Keras or ONNX model runs here, on the views of up to
+        ``DECIDE_BATCH`` images at a time, the workers only decoding and laying out).
         """
+        if workers > 1 and self._forks_well():
+            with self._forked(_forked_read, sources, workers) as readings:
+                yield from readings
+            return
         with _mapped(_draft_or_error, sources, workers) as drafts:
             yield from self._decided(drafts)
+
+    def _forks_well(self) -> bool:
+        # TensorFlow and ONNX Runtime must not be used across fork(); an interpreter
+        # made afresh in the child is safe.
+        return isinstance(self._runner, LiteRTRunner)
+
+    @contextlib.contextmanager
+    def _forked(
+        self, function: Callable[[Any], T], items: Iterable[Any], workers: int
+    ) -> Iterator[Iterator[T]]:
+        global _FORKED
+        _FORKED = self
+        try:
+            with _mapped(function, items, workers, initializer=_forked_start) as results:
+                yield results
+        finally:
+            _FORKED = None
+
+    def _reading_or_error(self, source: ImageSource) -> reading.Reading | ImageError:
+        try:
+            return self.read(source)
+        except ImageError as exc:
+            return exc
 
     def _decided(
         self, drafts: Iterable[reading.Draft | ImageError]
@@ -201,6 +229,26 @@ def _tempered(probabilities: np.ndarray, temperature: float) -> np.ndarray:
     return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
+# The predictor that forked workers read with (set while a pool runs; see Predictor._forked).
+_FORKED: Predictor | None = None
+
+
+def _forked_start() -> None:
+    assert _FORKED is not None
+    _FORKED._runner = _FORKED._runner.reopened()  # type: ignore[attr-defined]
+
+
+def _forked_read(source: ImageSource) -> reading.Reading | ImageError:
+    assert _FORKED is not None
+    return _FORKED._reading_or_error(source)
+
+
+def _forked_read_input(item: PredictInput) -> reading.Reading | ImageError:
+    if item.error is not None:
+        return ImageError(item.error)
+    return _forked_read(item.source)  # type: ignore[arg-type]
+
+
 def _draft(source: ImageSource) -> reading.Draft:
     grey, size = decode_grey(source)
     return reading.draft(grey, size)
@@ -214,16 +262,23 @@ def _draft_or_error(source: ImageSource) -> reading.Draft | ImageError:
 
 
 @contextlib.contextmanager
-def _mapped(function: Callable[[Any], T], items: Iterable[Any], workers: int) -> Iterator[Any]:
+def _mapped(
+    function: Callable[[Any], T],
+    items: Iterable[Any],
+    workers: int,
+    initializer: Callable[[], None] | None = None,
+) -> Iterator[Any]:
     """``function`` over ``items``, in order: in ``workers`` forked processes when more
-    than one (and forking is available), else here."""
+    than one (and forking is available; ``initializer`` runs first in each), else here."""
     pool = None
     if workers > 1:  # checked first: a one-image run should not pay for importing these
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         if "fork" in multiprocessing.get_all_start_methods():
-            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+            pool = ProcessPoolExecutor(
+                workers, mp_context=multiprocessing.get_context("fork"), initializer=initializer
+            )
     try:
         yield pool.map(function, items, chunksize=16) if pool else map(function, items)
     finally:
@@ -376,8 +431,13 @@ def _input_draft(item: PredictInput) -> reading.Draft | ImageError:
 def predict_inputs(predictor: Predictor, items: Sequence[PredictInput]) -> Iterator[PredictOutcome]:
     """One outcome per item, in order; each failure carries one line that names the input."""
     workers = preprocess_workers(sum(item.error is None for item in items))
-    with _mapped(_input_draft, items, workers) as drafts:
-        for item, answer in zip(items, predictor._decided(drafts), strict=True):
+    with contextlib.ExitStack() as stack:
+        if workers > 1 and predictor._forks_well():
+            answers = stack.enter_context(predictor._forked(_forked_read_input, items, workers))
+        else:
+            drafts = stack.enter_context(_mapped(_input_draft, items, workers))
+            answers = predictor._decided(drafts)
+        for item, answer in zip(items, answers, strict=True):
             if isinstance(answer, ImageError):
                 yield PredictOutcome(item.name, None, _with_name(item.name, answer))
             elif answer.status == "no_digit":

@@ -115,7 +115,8 @@ class Reading:
 class _Piece:
     start: int  # glyph columns [start, stop)
     stop: int
-    view: int  # index into the draft's views
+    view: int | None = None  # index into the draft's views, once made (see piece_views)
+    unreadable: bool = False  # its view could not be made (no ink left in it)
 
 
 @dataclass
@@ -129,6 +130,8 @@ class _GlyphDraft:
     ink_scale: float = 1.0  # input pixels per ink-map pixel
     origin: tuple[int, int] = (0, 0)  # glyph's top-left in ink-map pixels
     height: int = 0
+    # The glyph's ink, kept while it has pieces: their views are made only when needed.
+    ink: np.ndarray | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -161,7 +164,7 @@ class _Hypothesis:
 class Draft:
     """Everything the model must score for one image, and how to assemble the answer."""
 
-    views: np.ndarray  # float32 (N, 28, 28)
+    views: list[np.ndarray]  # float32 (28, 28) each; pieces' views are added when needed
     hypotheses: list[_Hypothesis]
     size: tuple[int, int]
     failure: str | None = None  # "no digit found: ..." when no hypothesis has ink
@@ -181,7 +184,8 @@ def first_views(drafted: Draft) -> list[int]:
 def piece_views(drafted: Draft, probabilities: np.ndarray) -> list[int]:
     """The pieces worth scoring, given the whole views' rows of ``probabilities``: those of
     glyphs too wide to be one digit, or whose whole reading is not a confident digit.
-    Most single digits skip their pieces, which saves most of the model's time."""
+    Their views are made now (added to ``drafted.views``): most single digits skip their
+    pieces, which saves most of the model's time and of the views' making."""
     needed: list[int] = []
     for glyph in _glyph_drafts(drafted):
         if not glyph.pieces:
@@ -191,7 +195,16 @@ def piece_views(drafted: Draft, probabilities: np.ndarray) -> list[int]:
             not_digit = float(row[10]) if row.shape[0] > 10 else 0.0
             if float(row[:10].max()) >= SURE_WHOLE and not_digit < 1 - SURE_WHOLE:
                 continue
-        needed.extend(piece.view for piece in glyph.pieces)
+        for piece in glyph.pieces:
+            if piece.view is None and not piece.unreadable and glyph.ink is not None:
+                view = _view(glyph.ink[:, piece.start : piece.stop])
+                if view is None:
+                    piece.unreadable = True
+                    continue
+                piece.view = len(drafted.views)
+                drafted.views.append(view)
+            if piece.view is not None:
+                needed.append(piece.view)
     return needed
 
 
@@ -261,10 +274,10 @@ def _draft_glyph(
                     break
                 if stop - start < low or (start == 0 and stop == w):
                     continue
-                view = _view(ink[:, start:stop])
-                if view is not None:
-                    draft.pieces.append(_Piece(start, stop, len(views)))
-                    views.append(view)
+                if float(ink[:, start:stop].max()) > 0:
+                    draft.pieces.append(_Piece(start, stop))
+        if draft.pieces:
+            draft.ink = ink
     if draft.whole is None and not draft.pieces:
         return None
     return draft
@@ -277,7 +290,7 @@ def draft(grey: np.ndarray, size: tuple[int, int]) -> Draft:
     try:
         maps = ink_maps(grey)
     except NoDigitFound as exc:
-        return Draft(np.zeros((0, 28, 28), np.float32), [], size, failure=str(exc))
+        return Draft([], [], size, failure=str(exc))
     work_w = grey.shape[1]
     for ink_map in maps:
         # The ink map may be upsampled (tiny inputs): boxes go back to input pixels.
@@ -291,8 +304,7 @@ def draft(grey: np.ndarray, size: tuple[int, int]) -> Draft:
         else:
             hypothesis.lines = [_draft_line(layout, line, ink_map, views) for line in layout.lines]
         hypotheses.append(hypothesis)
-    stacked = np.stack(views) if views else np.zeros((0, 28, 28), np.float32)
-    return Draft(stacked, hypotheses, size)
+    return Draft(views, hypotheses, size)
 
 
 def _draft_line(
@@ -354,7 +366,7 @@ def _segment(glyph: _GlyphDraft, probabilities: np.ndarray) -> tuple[float, list
                 continue
             total, path = best[cut]
             for piece in by_start.get(cut, []):
-                if np.isnan(probabilities[piece.view, 0]):
+                if piece.view is None or np.isnan(probabilities[piece.view, 0]):
                     continue  # not scored: the glyph read whole was sure enough
                 value = total + _score(probabilities[piece.view]) + CUT_PENALTY
                 if piece.stop not in best or value > best[piece.stop][0]:
@@ -520,29 +532,24 @@ def score_views(
     drafts: Sequence[Draft], classify: Callable[[np.ndarray], np.ndarray]
 ) -> list[np.ndarray]:
     """Each draft's view probabilities, in two batched rounds: whole glyphs first, then
-    the pieces that still matter (rows of pieces not scored are NaN)."""
-    tables: list[np.ndarray] | None = None
+    the pieces that still matter (rows of views not scored are NaN)."""
+    scored: list[dict[int, np.ndarray]] = [{} for _ in drafts]
+    width = 0
 
     def fill(wanted: list[tuple[int, int]]) -> None:
-        nonlocal tables
-        if not wanted:
-            return
-        scores = classify(np.stack([drafts[n].views[v] for n, v in wanted]))
-        if tables is None:
+        nonlocal width
+        if wanted:
+            scores = classify(np.stack([drafts[n].views[v] for n, v in wanted]))
             width = scores.shape[1]
-            tables = [np.full((len(d.views), width), np.nan, np.float32) for d in drafts]
-        for (n, v), row in zip(wanted, scores, strict=True):
-            tables[n][v] = row
+            for (n, v), row in zip(wanted, scores, strict=True):
+                scored[n][v] = row
+
+    def table(n: int) -> np.ndarray:
+        rows = np.full((len(drafts[n].views), width or 10), np.nan, np.float32)
+        for v, row in scored[n].items():
+            rows[v] = row
+        return rows
 
     fill([(n, v) for n, d in enumerate(drafts) for v in first_views(d)])
-    empty = np.zeros((0, 11), np.float32)
-    fill(
-        [
-            (n, v)
-            for n, d in enumerate(drafts)
-            for v in piece_views(d, tables[n] if tables is not None else empty)
-        ]
-    )
-    if tables is None:
-        return [np.zeros((len(d.views), 10), np.float32) for d in drafts]
-    return tables
+    fill([(n, v) for n, d in enumerate(drafts) for v in piece_views(d, table(n))])
+    return [table(n) for n in range(len(drafts))]

@@ -135,6 +135,34 @@ def test_litert_and_keras_agree(models: dict[str, Path], images: dict[str, Path]
     np.testing.assert_allclose(lite, keras, atol=1e-5)
 
 
+def test_litert_runs_any_batch_size_the_same(models: dict[str, Path]) -> None:
+    from digitctl.runners import LiteRTRunner
+
+    runner = LiteRTRunner(models["lite"].with_suffix(".tflite"), num_threads=1)
+    x = np.random.default_rng(0).random((83, 28, 28, 1), dtype=np.float32)
+    one_by_one = np.concatenate([runner(x[i : i + 1]) for i in range(len(x))])
+    for batch in (2, 5, 17, 64, 83):
+        out = np.concatenate([runner(x[i : i + batch]) for i in range(0, len(x), batch)])
+        np.testing.assert_allclose(out, one_by_one, atol=1e-5)
+    assert runner(x[:0]).shape == (0, 10)
+
+
+@pytest.mark.parametrize("model", ["lite", "keras"])
+def test_worker_processes_read_what_one_process_reads(
+    models: dict[str, Path], images: dict[str, Path], tmp_path: Path, model: str
+) -> None:
+    predictor = load_predictor(Settings(), model=models[model])
+    sources = [*images.values(), tmp_path / "missing.png"]
+    alone = list(predictor.read_many(sources, workers=1))
+    forked = list(predictor.read_many(sources, workers=2))
+    assert isinstance(alone[-1], ImageError) and isinstance(forked[-1], ImageError)
+    assert [r.text for r in alone[:-1]] == [r.text for r in forked[:-1]]
+    for a, b in zip(alone[:-1], forked[:-1], strict=True):
+        np.testing.assert_allclose(
+            [d.confidence for d in a.digits], [d.confidence for d in b.digits], atol=1e-5
+        )
+
+
 def test_prediction_fields(models: dict[str, Path], images: dict[str, Path]) -> None:
     predictor = load_predictor(Settings(uncertain_below=0.6), model=models["lite"])
     result = predictor.predict(images["canvas_7"])
