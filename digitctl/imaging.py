@@ -43,8 +43,8 @@ from digitctl.glyph import (  # noqa: F401 - re-exported: the view of one glyph
 ImageSource = Union[str, "os.PathLike[str]", bytes, BinaryIO, Image.Image]
 
 MAX_PIXELS = 64_000_000  # a 48 MP phone photo fits; a 40000×40000 bomb does not
-MIN_SIDE = 8  # a long side below this leaves no room for a digit ...
-MIN_NARROW_SIDE = 3  # ... and a tight crop of a "1" may be this narrow
+MIN_SIDE = 8  # a long side below this leaves no room for a digit (the other side may be
+# a single pixel: a tight crop of a thin "1")
 WORK_SIDE = 768  # larger inputs are reduced to at most this on the long side ...
 WORK_AREA = 400 * 400  # ... and about this many pixels: digits stay > 60 px tall
 
@@ -111,10 +111,10 @@ def _open(source: ImageSource, work_side: int | None) -> Image.Image:
             f"{name} is {width}×{height} pixels, more than the {MAX_PIXELS // 1_000_000} "
             "megapixels allowed (decompression bomb?); scale it down first"
         )
-    if max(width, height) < MIN_SIDE or min(width, height) < MIN_NARROW_SIDE:
+    if max(width, height) < MIN_SIDE:
         raise ImageError(
             f"{name} is {width}×{height} pixels, too small to hold a digit "
-            f"(at least {MIN_SIDE} pixels tall or wide, and {MIN_NARROW_SIDE} the other way)"
+            f"(at least {MIN_SIDE} pixels tall or wide)"
         )
     if work_side is not None and image.format == "JPEG":
         # Decode at 1/2, 1/4 or 1/8 scale when that still leaves the working size: most of

@@ -31,6 +31,7 @@ POLARITY_MARGIN = 2.0
 FLAT_PAPER_BELOW = 64  # inputs smaller than this are treated as evenly lit
 # A small crop whose darker side holds 50% ± this of the pixels has an unclear polarity.
 FLAT_AMBIGUOUS = 0.2
+TINY_SCAN_NOISE = 0.02  # the noise assumed when a small crop's measured noise hides all ink
 
 
 @dataclass
@@ -108,10 +109,12 @@ def _robust_noise(signal: np.ndarray) -> float:
     return 1.4826 * _quantile(-below, 0.5) if below.size > 8 else 0.0
 
 
-def _bright_ink(signal: np.ndarray, dark_ink: bool, scale: float) -> InkMap | None:
+def _bright_ink(
+    signal: np.ndarray, dark_ink: bool, scale: float, most_noise: float = 1.0
+) -> InkMap | None:
     """The ink map of a paper-subtracted signal whose ink is positive, or None if none."""
     sample = _sample(signal)
-    noise = _robust_noise(sample)
+    noise = min(_robust_noise(sample), most_noise)
     candidates = sample[sample > max(5 * noise, MIN_CONTRAST)]
     if candidates.size < max(4, sample.size // 5000):
         return None
@@ -152,6 +155,10 @@ def ink_maps(grey: np.ndarray) -> list[InkMap]:
             # The paper estimate can swallow a huge digit; fall back on flat paper.
             flat = dict(_flat_signals(grey)[0])
             found = _bright_ink(flat[dark], dark, scale)
+        elif found is None and small:
+            # A tiny scan with a few grey levels: the "noise" measured on the paper side is
+            # the digit's own edge levels, which would hide it. Trust the levels instead.
+            found = _bright_ink(signal, dark, scale, most_noise=TINY_SCAN_NOISE)
         if found is not None:
             maps.append(found)
     if not maps:
