@@ -32,6 +32,8 @@ FRAME_MIN_SIDE = 12  # pixels: smaller parts are never frames
 FRAME_HOLDS = 0.8  # a part is inside a frame when this share of its box lies within
 FRAME_BAND = 0.2  # a frame's ink lies within this share of its short side from its edges
 FRAME_EDGE_SHARE = 0.9  # ... at least this share of it
+UNDERLINE_FLATNESS = 0.25  # an underline is at most this tall for its width ...
+UNDERLINE_UNDER = 2.5  # ... under a part at least this many times taller
 SPECK_SHARE = 0.03  # components below this share of the largest one's area are specks
 
 
@@ -453,6 +455,28 @@ def _frames(labels: np.ndarray, parts: list[_Part]) -> set[int]:
     return frames
 
 
+def _underlines(parts: list[_Part]) -> set[int]:
+    """Parts that underline another: flat strokes apart below a taller part and about as
+    wide as it (a pen underline too short or wobbly for the straight-line search)."""
+    found: set[int] = set()
+    for i, line in enumerate(parts):
+        if line.height > UNDERLINE_FLATNESS * line.width:
+            continue
+        for j, above in enumerate(parts):
+            if j == i or above.height < UNDERLINE_UNDER * line.height:
+                continue
+            shared = _overlap(line.box[0], line.box[2], above.box[0], above.box[2])
+            if (
+                line.box[1] >= above.box[3] - 1
+                and line.box[1] - above.box[3] <= 0.5 * above.height
+                and shared >= 0.6 * above.width
+                and line.width >= 0.6 * above.width
+            ):
+                found.add(i)
+                break
+    return found
+
+
 def _stacked(a: _Part, b: _Part) -> bool:
     """Two parts of one glyph stacked vertically: a 5's flag over its body, a broken 7.
 
@@ -522,6 +546,10 @@ def find_glyphs(ink: np.ndarray) -> Layout:
     if frames:
         parts = [part for i, part in enumerate(parts) if i not in frames]
         rules += len(frames)
+    underlines = _underlines(parts)
+    if underlines:
+        parts = [part for i, part in enumerate(parts) if i not in underlines]
+        rules += len(underlines)
     lines = [
         [_glyph(cleaned, labels, part, number) for part in line]
         for number, line in enumerate(_text_lines(_glyph_groups(parts)))

@@ -104,6 +104,18 @@ def test_an_underline_is_removed_but_a_sevens_bar_is_kept() -> None:
     assert (glyph.ink[: glyph.height // 6] > 0.3).sum() > 50  # the bar of the 7 is there
 
 
+def test_a_short_pen_underline_is_removed() -> None:
+    # As wide as the digit and drawn by hand (a little slanted): no long straight run.
+    grey = page(140, 160)
+    ink_digit(grey, 7, 30, 10, 90)
+    for x in range(35, 115):
+        y = 118 + (x - 35) // 20  # a slight slant, 4 px over the stroke
+        grey[y : y + 5, x] = 0.15
+    layout = layout_of(grey)
+    assert len(layout.glyphs) == 1
+    assert layout.glyphs[0].box[3] <= 110  # the 7 alone (it ends at about 100)
+
+
 def test_an_empty_box_is_only_rules() -> None:
     grey = page(120, 90)
     grey[10:13, 10:110] = grey[77:80, 10:110] = 0.1
