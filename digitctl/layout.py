@@ -127,9 +127,14 @@ def _rule_candidates(mask: np.ndarray, horizontal: bool) -> list[tuple[np.ndarra
     for index in range(1, count):
         x, y, bw, bh, area = (int(v) for v in stats[index])
         extent = bw if horizontal else bh
-        thickness = area / max(extent, 1)
-        if extent >= length and thickness <= thickest:
-            found.append((labels == index, (x, y, x + bw, y + bh), thickness))
+        if extent < length:
+            continue
+        pixels = labels == index
+        # The median across the run, not area / length: where a stroke touches the line,
+        # its pixels join the run and would make the line look thick.
+        thickness = float(_band_thickness(pixels[y : y + bh, x : x + bw], horizontal))
+        if thickness <= thickest:
+            found.append((pixels, (x, y, x + bw, y + bh), thickness))
     return found
 
 
