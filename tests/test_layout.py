@@ -116,6 +116,16 @@ def test_a_short_pen_underline_is_removed() -> None:
     assert layout.glyphs[0].box[3] <= 95  # the 7 alone
 
 
+def test_a_rules_thickness_ignores_a_stroke_that_touches_it() -> None:
+    from digitctl.layout import _rule_candidates
+
+    mask = np.zeros((120, 160), np.uint8)
+    mask[100:104, :] = 1  # a 4 px rule across
+    mask[88:100, 40:100] = 1  # a thick bar of a digit standing on it
+    (found,) = _rule_candidates(mask, horizontal=True)
+    assert found[2] == 4  # the rule's own thickness, not (640 + 720) / 160
+
+
 def test_an_empty_box_is_only_rules() -> None:
     grey = page(120, 90)
     grey[10:13, 10:110] = grey[77:80, 10:110] = 0.1
