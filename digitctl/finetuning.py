@@ -2,8 +2,9 @@
 
 :func:`finetune_model` starts from the model in use (``settings.model``, else the
 workspace model, else the bundled one), holds out a stratified part of the feedback,
-trains on the rest (augmented) mixed with a replay of MNIST training digits shipped in the
-package (``assets/replay/mnist_replay.npz``: no download), and measures before and after:
+trains on the rest (augmented) mixed with a replay of MNIST training digits (from the full
+training set when it is in the cache, else those shipped in the package,
+``assets/replay/mnist_replay.npz``: no download), and measures before and after:
 accuracy on the held-out feedback, and MNIST test accuracy (the full test set when it is
 in the cache, else the stratified test subset shipped beside the replay).
 
@@ -59,7 +60,8 @@ NOT_A_DIGIT = 10  # the 11th output of models that can say "not a digit"
 PREVIOUS_DIR = "previous"
 TRAIN_CHOICES = ("all", "top", "head")
 
-# Measured on the stencil-writer benchmark (benchmarks/bench_finetune.py, docs/finetune.md).
+# Measured on outline-lettering writers built from MNIST training digits (a validation
+# writer; benchmarks/bench_finetune.py letters test digits), see docs/finetune.md.
 DEFAULTS = {
     "epochs": 2,
     "batch_size": 64,
@@ -67,10 +69,12 @@ DEFAULTS = {
     "holdout": 0.2,
     "feedback_share": 0.5,  # of every batch, on average
     "train": "all",  # "all" layers (batch-norm statistics frozen) or "head" only
-    "piece_negatives": 0,  # pieces of the corrections replayed as "not a digit" (11 outputs)
-    "distill": 0.0,  # replay targets: 0 the labels, 1 the base model's answers
-    "augment": "all",  # "all" images, or only the "feedback"
+    "piece_negatives": 300,  # pieces of the corrections replayed as "not a digit" (11 outputs)
     "steps_per_execution": 8,
+    # MNIST training digits replayed: from the full training set when it is in the cache
+    # (`digitctl download`), else the 3,000 shipped ones.
+    "replay_images": 10000,
+    "steps_per_epoch": 100,  # batches; 2 epochs: 12,800 images, half of them corrections
 }
 
 
@@ -111,6 +115,8 @@ class FinetuneResult:
     settings: dict[str, Any]
     seconds: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    replay_source: str = "shipped subset"  # or "cached training set"
+    piece_negatives: int = 0  # pieces of the corrections replayed as "not a digit"
     # Where the base model's MNIST figure came from: "measured" now, or "recorded" (a
     # figure measured earlier on the same export and the same images, by SHA-256).
     mnist_before_from: str = "measured"
@@ -139,7 +145,9 @@ class FinetuneResult:
                 "held_out": counts(self.holdout_counts),
             },
             "replay_images": self.replay_images,
+            "replay_source": self.replay_source,
             "negative_replay": self.negative_replay,
+            "piece_negatives": self.piece_negatives,
             "holdout": {
                 "before": self.holdout_before.as_dict(),
                 "after": self.holdout_after.as_dict(),
@@ -228,9 +236,20 @@ def _scale(images: np.ndarray) -> np.ndarray:
 
 def cached_test_set(settings: Settings) -> tuple[np.ndarray, np.ndarray] | None:
     """The full MNIST test set when its verified archives are in the cache (no download)."""
+    return _cached_pair(settings, "t10k")
+
+
+def cached_training_set(settings: Settings) -> tuple[np.ndarray, np.ndarray] | None:
+    """The full MNIST training set (uint8 images) when its verified archives are cached."""
+    return _cached_pair(settings, "train", scale=False)
+
+
+def _cached_pair(
+    settings: Settings, prefix: str, scale: bool = True
+) -> tuple[np.ndarray, np.ndarray] | None:
     from digitctl import data
 
-    files = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+    files = (f"{prefix}-images-idx3-ubyte.gz", f"{prefix}-labels-idx1-ubyte.gz")
     cached = [data._cached_file(settings.raw_data_path, name) for name in files]
     if any(c is None for c in cached):
         return None
@@ -241,7 +260,7 @@ def cached_test_set(settings: Settings) -> tuple[np.ndarray, np.ndarray] | None:
         return None
     if len(images) != len(labels):
         return None
-    return _scale(images), labels.astype(np.uint8)
+    return (_scale(images) if scale else images), labels.astype(np.uint8)
 
 
 def negative_views(count: int, seed: int) -> np.ndarray | None:
@@ -396,7 +415,7 @@ def _mixed_set(
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Replay plus the feedback repeated so it is about ``share`` of the set; a mask
-    says which images are feedback. Labels may be indices or rows of targets."""
+    says which images are feedback."""
     repeats = max(1, math.ceil(share * len(x_replay) / ((1 - share) * max(1, len(x_feedback)))))
     x = np.concatenate([x_replay, np.repeat(x_feedback, repeats, axis=0)])
     y = np.concatenate([y_replay, np.repeat(y_feedback, repeats, axis=0)])
@@ -405,33 +424,18 @@ def _mixed_set(
     return x[order], y[order], mask[order]
 
 
-def _dataset(
-    x: np.ndarray,
-    y: np.ndarray,
-    batch: int,
-    seed: int,
-    augmented: np.ndarray | None = None,
-) -> Any:
-    """Shuffled, repeated batches; the images where ``augmented`` is True (all when None)
-    get a small random rotation, zoom and shift."""
+def _dataset(x: np.ndarray, y: np.ndarray, batch: int, seed: int) -> Any:
     import tensorflow as tf
 
     from digitctl.model import build_augmenter, get_recipe
 
     augmenter = build_augmenter(get_recipe("best"), seed)
-    if augmented is None:
-        augmented = np.ones(len(x), bool)
-
-    def augment(images: Any, labels: Any, which: Any) -> Any:
-        changed = augmenter(images, training=True)
-        return tf.where(which[:, None, None, None], changed, images), labels
-
     dataset = (
-        tf.data.Dataset.from_tensor_slices((x, y, augmented))
+        tf.data.Dataset.from_tensor_slices((x, y))
         .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
         .repeat()
         .batch(batch)
-        .map(augment)
+        .map(lambda images, labels: (augmenter(images, training=True), labels))
     )
     options = tf.data.Options()
     options.autotune.enabled = False  # see train.training_dataset: avoids iterator stalls
@@ -450,19 +454,20 @@ def _fit(
     seed: int,
     progress: Progress | None,
     steps_per_execution: int = 1,
-    augmented: np.ndarray | None = None,
+    steps_per_epoch: int | None = None,
 ) -> None:
-    """Adam with a cosine decay; ``y``: class indices, or rows of target probabilities."""
+    """Adam with a cosine decay over ``epochs`` × ``steps_per_epoch`` batches (default:
+    one pass over ``x`` per epoch)."""
     import keras
 
-    steps_per_epoch = math.ceil(len(x) / batch_size)
+    steps_per_epoch = steps_per_epoch or math.ceil(len(x) / batch_size)
     total = steps_per_epoch * epochs
     schedule = keras.optimizers.schedules.CosineDecay(
         learning_rate, decay_steps=max(1, total), alpha=0.05
     )
     model.compile(
         optimizer=keras.optimizers.Adam(schedule),
-        loss="sparse_categorical_crossentropy" if y.ndim == 1 else "categorical_crossentropy",
+        loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
         # Several steps per call of the compiled function: less Python between steps.
         steps_per_execution=max(1, min(steps_per_execution, steps_per_epoch)),
@@ -491,7 +496,7 @@ def _fit(
 
         callbacks.append(Bar())
     model.fit(
-        _dataset(x, y, batch_size, seed, augmented),
+        _dataset(x, y, batch_size, seed),
         epochs=epochs,
         steps_per_epoch=steps_per_epoch,
         callbacks=callbacks,
@@ -597,6 +602,7 @@ class _Job:
     started: float
     marks: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    pieces: int = 0  # piece negatives actually replayed
 
 
 def finetune_model(
@@ -657,8 +663,8 @@ def _resolve_plan(
         "batch_size": DEFAULTS["batch_size"],
         "feedback_share": DEFAULTS["feedback_share"],
         "piece_negatives": DEFAULTS["piece_negatives"],
-        "distill": DEFAULTS["distill"],
-        "augment": DEFAULTS["augment"],
+        "replay_images": DEFAULTS["replay_images"],
+        "steps_per_epoch": DEFAULTS["steps_per_epoch"],
         "steps_per_execution": DEFAULTS["steps_per_execution"],
         "seed": settings.seed,
     }
@@ -714,6 +720,14 @@ def _load_base(job: _Job, replay_path: Path | None) -> dict[str, Any]:
     if classes not in (10, 11):
         raise ModelError(f"{base_path} has {classes} outputs; fine-tuning needs 10 (or 11)")
     x_replay, y_replay = replay.x_train, replay.y_train
+    replay_source = "shipped subset"
+    wanted = job.plan["replay_images"]
+    full_train = cached_training_set(settings) if wanted > len(y_replay) else None
+    if full_train is not None and len(full_train[1]) > len(y_replay):
+        # More different MNIST digits in the same number of steps: less is forgotten.
+        pick = np.random.default_rng(settings.seed).permutation(len(full_train[1]))[:wanted]
+        x_replay, y_replay = _scale(full_train[0][pick]), full_train[1][pick]
+        replay_source = "cached training set"
     negatives = 0
     if classes == 11:
         per_digit = max(1, len(y_replay) // 10)
@@ -739,6 +753,7 @@ def _load_base(job: _Job, replay_path: Path | None) -> dict[str, Any]:
     return {
         "path": base_path, "card_info": card_info, "model": model, "classes": classes,
         "x_replay": x_replay, "y_replay": y_replay, "negatives": negatives,
+        "replay_source": replay_source,
         "x_test": x_test, "y_test": y_test, "test_digest": test_set_digest(x_test, y_test),
         "mnist_source": "full test set" if full_test is not None else "shipped subset",
     }  # fmt: skip
@@ -772,17 +787,10 @@ def _train(
     plan, model = job.plan, base["model"]
     rng = np.random.default_rng(job.settings.seed)
     train_idx = feedback["train_idx"]
-    classes = base["classes"]
     x_feedback, y_feedback = feedback["x"][train_idx], feedback["y"][train_idx]
-    x_replay = base["x_replay"]
-    y_replay = np.eye(classes, dtype=np.float32)[base["y_replay"]]
-    if plan["distill"]:
-        # The replay's targets lean towards what the base model answers on it (learning
-        # without forgetting): more of its behaviour on MNIST is kept than labels keep.
-        answers = figures_probabilities(keras_runner(model), x_replay)
-        y_replay = (1 - plan["distill"]) * y_replay + plan["distill"] * answers
+    x_replay, y_replay = base["x_replay"], base["y_replay"]
     pieces = plan["piece_negatives"]
-    if classes == 11 and pieces:
+    if base["classes"] == 11 and pieces:
         # Pieces of the writer's own digits are "not a digit": reading splits a wide glyph
         # when its pieces look like digits more surely than the whole does.
         from digitctl.robust import digit_pieces
@@ -792,12 +800,10 @@ def _train(
         # A piece that is one upright stroke is what MNIST calls a "1": not a negative.
         x_pieces = x_pieces[[not looks_like_a_one(p) for p in x_pieces]]
         x_pieces = x_pieces.reshape((-1, 28, 28, 1))
+        job.pieces = len(x_pieces)
         x_replay = np.concatenate([x_replay, x_pieces])
-        y_pieces = np.zeros((len(x_pieces), classes), np.float32)
-        y_pieces[:, NOT_A_DIGIT] = 1.0
-        y_replay = np.concatenate([y_replay, y_pieces])
-    y_feedback = np.eye(classes, dtype=np.float32)[y_feedback]
-    x_mix, y_mix, is_feedback = _mixed_set(
+        y_replay = np.concatenate([y_replay, np.full(len(x_pieces), NOT_A_DIGIT, np.uint8)])
+    x_mix, y_mix, _ = _mixed_set(
         x_feedback, y_feedback, x_replay, y_replay, plan["feedback_share"], rng
     )
     _prepare_for_training(model, plan["train"])
@@ -812,7 +818,7 @@ def _train(
             seed=job.settings.seed,
             progress=progress,
             steps_per_execution=plan["steps_per_execution"],
-            augmented=None if plan["augment"] == "all" else is_feedback,
+            steps_per_epoch=plan["steps_per_epoch"],
         )
     except KeyboardInterrupt:
         raise TrainingInterrupted(
@@ -861,6 +867,8 @@ def _stage_measure_install(
             mnist_after=mnist_after,
             mnist_source=base["mnist_source"],
             mnist_before_from=before["mnist_from"],
+            replay_source=base["replay_source"],
+            piece_negatives=job.pieces,
             settings=job.plan,
             warnings=job.warnings,
         )
@@ -923,7 +931,9 @@ def _card(result: FinetuneResult, base: dict[str, Any]) -> dict[str, Any]:
             "base_model_name": base_card.get("name"),
             "feedback": summary["feedback"],
             "replay_images": result.replay_images,
+            "replay_source": result.replay_source,
             "negative_replay": result.negative_replay,
+            "piece_negatives": result.piece_negatives,
             "holdout": summary["holdout"],
             "mnist_test": summary["mnist_test"],
             "forced": result.forced,

@@ -347,3 +347,24 @@ def test_the_shipped_figures_are_the_bundled_exports_own() -> None:
     measured = ft.figures(ft.lite_runner(export), replay.x_test, replay.y_test)
     assert shipped[key]["accuracy"] == measured.accuracy and shipped[key]["images"] == 3000
     assert shipped[key]["loss"] == pytest.approx(measured.loss, rel=1e-4)
+
+
+def test_the_replay_comes_from_the_cached_training_set_when_it_is_bigger(
+    fixture_settings: Settings, tiny_models: dict[int, Path], tmp_path: Path
+) -> None:
+    from digitctl.data import download_mnist
+
+    download_mnist(fixture_settings)  # the fixture mirror: 400 training, 100 test images
+    install_as_workspace_model(tiny_models[10], fixture_settings)
+    add_corrections(fixture_settings)
+    with np.load(ft.REPLAY_PATH) as stored:
+        arrays = dict(stored)
+    arrays["x_train"], arrays["y_train"] = arrays["x_train"][:200], arrays["y_train"][:200]
+    small = tmp_path / "small_replay.npz"
+    np.savez(small, **arrays)
+    result = ft.finetune_model(fixture_settings, force=True, epochs=1, replay_path=small)
+    assert result.replay_source == "cached training set" and result.replay_images == 400
+    assert result.mnist_source == "full test set" and result.mnist_before.images == 100
+    # The shipped replay (3,000) is bigger than this cache: it stays the replay.
+    again = ft.finetune_model(fixture_settings, force=True, epochs=1)
+    assert again.replay_source == "shipped subset" and again.replay_images == 3000
