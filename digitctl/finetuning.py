@@ -470,7 +470,10 @@ def _fit(
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
         # Several steps per call of the compiled function: less Python between steps.
-        steps_per_execution=max(1, min(steps_per_execution, steps_per_epoch)),
+        # Keras runs whole calls, so the count must divide the epoch's steps.
+        steps_per_execution=max(
+            d for d in range(1, max(1, steps_per_execution) + 1) if steps_per_epoch % d == 0
+        ),
     )
     callbacks = []
     if progress is not None:

@@ -368,3 +368,20 @@ def test_the_replay_comes_from_the_cached_training_set_when_it_is_bigger(
     # The shipped replay (3,000) is bigger than this cache: it stays the replay.
     again = ft.finetune_model(fixture_settings, force=True, epochs=1)
     assert again.replay_source == "shipped subset" and again.replay_images == 3000
+
+
+def test_the_progress_bar_counts_every_training_step_once(
+    settings: Settings, tiny_models: dict[int, Path]
+) -> None:
+    """Keras reports once per call of several steps: the bar must still end at its total."""
+    import io
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    install_as_workspace_model(tiny_models[10], settings)
+    add_corrections(settings)
+    with Progress(console=Console(file=io.StringIO())) as progress:
+        ft.finetune_model(settings, force=True, epochs=2, progress=progress)
+    (task,) = progress.tasks
+    assert task.total == 2 * ft.DEFAULTS["steps_per_epoch"] and task.completed == task.total
