@@ -136,7 +136,7 @@ def main() -> None:
     import resource
 
     cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    load_before = os.getloadavg()[0]
+    load_before = os.getloadavg()
     started = time.perf_counter()
     run = digitctl(*top, "finetune", "--json", *args.finetune_args, check=False)
     wall = time.perf_counter() - started
@@ -162,6 +162,12 @@ def main() -> None:
         "writer_accuracy_after": None if after is None else round(after, 4),
         "mnist_test": summary["mnist_test"],
         "holdout": summary["holdout"],
+        "replay": {
+            "source": summary.get("replay_source"),
+            "images": summary["replay_images"],
+            "negatives": summary["negative_replay"],
+            "piece_negatives": summary.get("piece_negatives"),
+        },
         "installed": summary["installed"],
         "refused": summary["refused"],
         "finetune_exit_code": run.returncode,
@@ -170,7 +176,7 @@ def main() -> None:
         # this divided by the cores it keeps busy (a shared machine's wall time is not).
         "finetune_process_cpu_seconds": round(cpu, 2),
         "finetune_peak_rss_mib": round(cpu_after.ru_maxrss / 1024, 1),
-        "load_average_at_start": round(load_before, 2),
+        "load_average_at_start": [round(v, 2) for v in load_before],
         "finetune_seconds": summary["seconds"],
         "finetune_settings": summary["settings"],
         "machine": {

@@ -2,8 +2,9 @@
 
 :func:`finetune_model` starts from the model in use (``settings.model``, else the
 workspace model, else the bundled one), holds out a stratified part of the feedback,
-trains on the rest (augmented) mixed with a replay of MNIST training digits shipped in the
-package (``assets/replay/mnist_replay.npz``: no download), and measures before and after:
+trains on the rest (augmented) mixed with a replay of MNIST training digits (from the full
+training set when it is in the cache, else those shipped in the package,
+``assets/replay/mnist_replay.npz``: no download), and measures before and after:
 accuracy on the held-out feedback, and MNIST test accuracy (the full test set when it is
 in the cache, else the stratified test subset shipped beside the replay).
 
@@ -50,13 +51,17 @@ if TYPE_CHECKING:
     from digitctl.config import Settings
 
 REPLAY_PATH = Path(__file__).resolve().parent / "assets" / "replay" / "mnist_replay.npz"
+# MNIST figures of the bundled model's export, measured when the replay was built
+# (benchmarks/make_replay_subset.py), keyed like the workspace's cache of them.
+SHIPPED_FIGURES_PATH = REPLAY_PATH.parent / "mnist_figures.json"
 MIN_PER_DIGIT = 5  # fewer corrections of a digit than this cannot be held out and learnt
 MAX_MNIST_DROP = 0.003  # 0.3 percentage points
 NOT_A_DIGIT = 10  # the 11th output of models that can say "not a digit"
 PREVIOUS_DIR = "previous"
 TRAIN_CHOICES = ("all", "top", "head")
 
-# Measured on the stencil-writer benchmark (benchmarks/bench_finetune.py, docs/finetune.md).
+# Measured on outline-lettering writers built from MNIST training digits (a validation
+# writer; benchmarks/bench_finetune.py letters test digits), see docs/finetune.md.
 DEFAULTS = {
     "epochs": 2,
     "batch_size": 64,
@@ -64,6 +69,12 @@ DEFAULTS = {
     "holdout": 0.2,
     "feedback_share": 0.5,  # of every batch, on average
     "train": "all",  # "all" layers (batch-norm statistics frozen) or "head" only
+    "piece_negatives": 300,  # pieces of the corrections replayed as "not a digit" (11 outputs)
+    "steps_per_execution": 8,
+    # MNIST training digits replayed: from the full training set when it is in the cache
+    # (`digitctl download`), else the 3,000 shipped ones.
+    "replay_images": 10000,
+    "steps_per_epoch": 100,  # batches; 2 epochs: 12,800 images, half of them corrections
 }
 
 
@@ -104,6 +115,11 @@ class FinetuneResult:
     settings: dict[str, Any]
     seconds: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    replay_source: str = "shipped subset"  # or "cached training set"
+    piece_negatives: int = 0  # pieces of the corrections replayed as "not a digit"
+    # Where the base model's MNIST figure came from: "measured" now, or "recorded" (a
+    # figure measured earlier on the same export and the same images, by SHA-256).
+    mnist_before_from: str = "measured"
 
     @property
     def mnist_drop(self) -> float:
@@ -129,7 +145,9 @@ class FinetuneResult:
                 "held_out": counts(self.holdout_counts),
             },
             "replay_images": self.replay_images,
+            "replay_source": self.replay_source,
             "negative_replay": self.negative_replay,
+            "piece_negatives": self.piece_negatives,
             "holdout": {
                 "before": self.holdout_before.as_dict(),
                 "after": self.holdout_after.as_dict(),
@@ -137,6 +155,7 @@ class FinetuneResult:
             "mnist_test": {
                 "source": self.mnist_source,
                 "before": self.mnist_before.as_dict(),
+                "before_from": self.mnist_before_from,
                 "after": self.mnist_after.as_dict(),
                 "drop_points": round(100 * self.mnist_drop, 3),
             },
@@ -217,9 +236,20 @@ def _scale(images: np.ndarray) -> np.ndarray:
 
 def cached_test_set(settings: Settings) -> tuple[np.ndarray, np.ndarray] | None:
     """The full MNIST test set when its verified archives are in the cache (no download)."""
+    return _cached_pair(settings, "t10k")
+
+
+def cached_training_set(settings: Settings) -> tuple[np.ndarray, np.ndarray] | None:
+    """The full MNIST training set (uint8 images) when its verified archives are cached."""
+    return _cached_pair(settings, "train", scale=False)
+
+
+def _cached_pair(
+    settings: Settings, prefix: str, scale: bool = True
+) -> tuple[np.ndarray, np.ndarray] | None:
     from digitctl import data
 
-    files = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+    files = (f"{prefix}-images-idx3-ubyte.gz", f"{prefix}-labels-idx1-ubyte.gz")
     cached = [data._cached_file(settings.raw_data_path, name) for name in files]
     if any(c is None for c in cached):
         return None
@@ -230,45 +260,87 @@ def cached_test_set(settings: Settings) -> tuple[np.ndarray, np.ndarray] | None:
         return None
     if len(images) != len(labels):
         return None
-    return _scale(images), labels.astype(np.uint8)
+    return (_scale(images) if scale else images), labels.astype(np.uint8)
 
 
 def negative_views(count: int, seed: int) -> np.ndarray | None:
-    """``count`` "not a digit" views from ``digitctl.synth`` when this version has it."""
+    """About ``count`` "not a digit" views rendered by ``digitctl.synth`` (as the shipped
+    ``x_negative`` were: renders that reduce to a lone stroke, a "1", are left out), for
+    a replay file without them. Slow (seconds per hundred), hence shipped."""
     try:
-        from digitctl import synth  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    from digitctl.errors import ImageError
-    from digitctl.imaging import to_mnist
+        from digitctl.synth import render_views
 
-    rng = np.random.default_rng(seed)
-    views = []
-    for _ in range(count * 3):
-        try:
-            views.append(to_mnist(synth.render_negative(rng)))
-        except ImageError:
-            continue
-        if len(views) == count:
-            break
-    return _scale(np.stack(views)) if views else None
+        empty = np.zeros((0, 28, 28), np.uint8)
+        views = render_views(empty, np.zeros(0, np.uint8), 0, count, seed).views
+    except (ImportError, RuntimeError, OSError):  # its fonts or sample photo are missing
+        return None
+    return views.reshape((len(views), 28, 28, 1)) if len(views) else None
 
 
 # --------------------------------------------------------------------------------------
 # measuring
 # --------------------------------------------------------------------------------------
+def figures_probabilities(run: Any, x: np.ndarray, batch: int = 500) -> np.ndarray:
+    """``run`` (images → probabilities) over ``x`` in batches."""
+    x = x.reshape((len(x), 28, 28, 1)).astype(np.float32, copy=False)
+    return np.concatenate([np.asarray(run(x[i : i + batch])) for i in range(0, len(x), batch)])
+
+
 def figures(run: Any, x: np.ndarray, y: np.ndarray, batch: int = 500) -> Figures:
     """Accuracy and mean cross-entropy of ``run`` (images → probabilities) on ``x``;
     the answer is the argmax over all outputs ("not a digit" included)."""
     if len(x) == 0:
         return Figures(float("nan"), float("nan"), 0)
-    x = x.reshape((len(x), 28, 28, 1)).astype(np.float32, copy=False)
-    probabilities = np.concatenate(
-        [np.asarray(run(x[i : i + batch])) for i in range(0, len(x), batch)]
-    )
+    probabilities = figures_probabilities(run, x, batch)
     picked = probabilities[np.arange(len(y)), y.astype(np.int64)]
     loss = float(-np.mean(np.log(np.clip(picked, 1e-7, 1.0))))
     return Figures(float(np.mean(probabilities.argmax(1) == y)), loss, len(y))
+
+
+def test_set_digest(x: np.ndarray, y: np.ndarray) -> str:
+    """SHA-256 of a test set as it is measured (float32 images, then uint8 labels)."""
+    digest = hashlib.sha256(np.ascontiguousarray(x, dtype=np.float32).tobytes())
+    digest.update(np.ascontiguousarray(y, dtype=np.uint8).tobytes())
+    return digest.hexdigest()
+
+
+def figures_cache_path(settings: Settings) -> Path:
+    """Where MNIST figures of models measured by ``finetune`` are kept, to be reused."""
+    return settings.cache_path / "finetune" / "mnist_figures.json"
+
+
+def _figures_key(model_file: Path, model_sha256: str, test_digest: str) -> str:
+    engine = "litert" if model_file.suffix == ".tflite" else "keras"
+    return f"{engine}:{model_sha256}:{test_digest}"
+
+
+def recorded_figures(settings: Settings, key: str) -> Figures | None:
+    """The figure measured earlier for ``key`` (this workspace's, else the shipped one)."""
+    import json
+
+    for path in (figures_cache_path(settings), SHIPPED_FIGURES_PATH):
+        try:
+            entry = json.loads(path.read_text(encoding="utf-8"))[key]
+            return Figures(float(entry["accuracy"]), float(entry["loss"]), int(entry["images"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return None
+
+
+def record_figures(settings: Settings, key: str, measured: Figures) -> None:
+    """Remember a measured figure (best effort: a read-only cache only costs time)."""
+    import json
+
+    path = figures_cache_path(settings)
+    try:
+        known = json.loads(path.read_text(encoding="utf-8"))
+        known = known if isinstance(known, dict) else {}
+    except (OSError, ValueError):
+        known = {}
+    known[key] = {"accuracy": measured.accuracy, "loss": measured.loss, "images": measured.images}
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json(path, known)
 
 
 def keras_runner(model: Any) -> Any:
@@ -343,10 +415,10 @@ def _mixed_set(
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Replay plus the feedback repeated so it is about ``share`` of the set; a mask
-    says which images are feedback (augmented more strongly)."""
+    says which images are feedback."""
     repeats = max(1, math.ceil(share * len(x_replay) / ((1 - share) * max(1, len(x_feedback)))))
     x = np.concatenate([x_replay, np.repeat(x_feedback, repeats, axis=0)])
-    y = np.concatenate([y_replay, np.repeat(y_feedback, repeats)])
+    y = np.concatenate([y_replay, np.repeat(y_feedback, repeats, axis=0)])
     mask = np.concatenate([np.zeros(len(x_replay), bool), np.ones(repeats * len(x_feedback), bool)])
     order = rng.permutation(len(x))
     return x[order], y[order], mask[order]
@@ -381,10 +453,14 @@ def _fit(
     learning_rate: float,
     seed: int,
     progress: Progress | None,
+    steps_per_execution: int = 1,
+    steps_per_epoch: int | None = None,
 ) -> None:
+    """Adam with a cosine decay over ``epochs`` × ``steps_per_epoch`` batches (default:
+    one pass over ``x`` per epoch)."""
     import keras
 
-    steps_per_epoch = math.ceil(len(x) / batch_size)
+    steps_per_epoch = steps_per_epoch or math.ceil(len(x) / batch_size)
     total = steps_per_epoch * epochs
     schedule = keras.optimizers.schedules.CosineDecay(
         learning_rate, decay_steps=max(1, total), alpha=0.05
@@ -393,20 +469,33 @@ def _fit(
         optimizer=keras.optimizers.Adam(schedule),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
+        # Several steps per call of the compiled function: less Python between steps.
+        # Keras runs whole calls, so the count must divide the epoch's steps.
+        steps_per_execution=max(
+            d for d in range(1, max(1, steps_per_execution) + 1) if steps_per_epoch % d == 0
+        ),
     )
     callbacks = []
     if progress is not None:
         task = progress.add_task("fine-tuning", total=total, status="")
 
         class Bar(keras.callbacks.Callback):
+            done = 0
+
             def on_train_batch_end(self, batch: int, logs: dict[str, float] | None = None) -> None:
+                # ``batch`` is the last step of the execution within the epoch.
                 logs = logs or {}
+                reached = self.epoch * steps_per_epoch + batch + 1
                 progress.update(
                     task,
-                    advance=1,
+                    advance=max(0, reached - self.done),
                     status=f"loss {logs.get('loss', float('nan')):.4f}  "
                     f"acc {logs.get('accuracy', float('nan')):.4f}",
                 )
+                self.done = max(self.done, reached)
+
+            def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+                self.epoch = epoch
 
         callbacks.append(Bar())
     model.fit(
@@ -516,6 +605,7 @@ class _Job:
     started: float
     marks: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    pieces: int = 0  # piece negatives actually replayed
 
 
 def finetune_model(
@@ -575,6 +665,10 @@ def _resolve_plan(
         "train": train or DEFAULTS["train"],
         "batch_size": DEFAULTS["batch_size"],
         "feedback_share": DEFAULTS["feedback_share"],
+        "piece_negatives": DEFAULTS["piece_negatives"],
+        "replay_images": DEFAULTS["replay_images"],
+        "steps_per_epoch": DEFAULTS["steps_per_epoch"],
+        "steps_per_execution": DEFAULTS["steps_per_execution"],
         "seed": settings.seed,
     }
     if plan["train"] not in TRAIN_CHOICES:
@@ -629,6 +723,14 @@ def _load_base(job: _Job, replay_path: Path | None) -> dict[str, Any]:
     if classes not in (10, 11):
         raise ModelError(f"{base_path} has {classes} outputs; fine-tuning needs 10 (or 11)")
     x_replay, y_replay = replay.x_train, replay.y_train
+    replay_source = "shipped subset"
+    wanted = job.plan["replay_images"]
+    full_train = cached_training_set(settings) if wanted > len(y_replay) else None
+    if full_train is not None and len(full_train[1]) > len(y_replay):
+        # More different MNIST digits in the same number of steps: less is forgotten.
+        pick = np.random.default_rng(settings.seed).permutation(len(full_train[1]))[:wanted]
+        x_replay, y_replay = _scale(full_train[0][pick]), full_train[1][pick]
+        replay_source = "cached training set"
     negatives = 0
     if classes == 11:
         per_digit = max(1, len(y_replay) // 10)
@@ -638,7 +740,8 @@ def _load_base(job: _Job, replay_path: Path | None) -> dict[str, Any]:
         if x_negative is None:
             job.warnings.append(
                 "this model can answer 'not a digit', but no 'not a digit' examples are "
-                "available to replay (digitctl.synth is missing): that answer may weaken"
+                "available to replay (the replay file has none and digitctl.synth cannot "
+                "render them): that answer may weaken"
             )
         else:
             negatives = len(x_negative)
@@ -653,7 +756,8 @@ def _load_base(job: _Job, replay_path: Path | None) -> dict[str, Any]:
     return {
         "path": base_path, "card_info": card_info, "model": model, "classes": classes,
         "x_replay": x_replay, "y_replay": y_replay, "negatives": negatives,
-        "x_test": x_test, "y_test": y_test,
+        "replay_source": replay_source,
+        "x_test": x_test, "y_test": y_test, "test_digest": test_set_digest(x_test, y_test),
         "mnist_source": "full test set" if full_test is not None else "shipped subset",
     }  # fmt: skip
 
@@ -664,10 +768,17 @@ def _measure_before(job: _Job, feedback: dict[str, Any], base: dict[str, Any]) -
 
     base_lite = _fresh_export(base["path"])
     run = lite_runner(base_lite) if base_lite is not None else keras_runner(base["model"])
+    measured = base_lite or base["path"]
+    sha = _sha256(base_lite) if base_lite is not None else base["card_info"]["sha256"]
+    key = _figures_key(measured, sha, base["test_digest"])
+    mnist = recorded_figures(job.settings, key)
     before = {
         "holdout": figures(run, feedback["x_held"], feedback["y_held"]),
-        "mnist": figures(run, base["x_test"], base["y_test"]),
+        "mnist": mnist or figures(run, base["x_test"], base["y_test"]),
+        "mnist_from": "measured" if mnist is None else "recorded",
     }
+    if mnist is None:
+        record_figures(job.settings, key, before["mnist"])
     job.marks["measured"] = time.perf_counter()
     return before
 
@@ -679,10 +790,25 @@ def _train(
     plan, model = job.plan, base["model"]
     rng = np.random.default_rng(job.settings.seed)
     train_idx = feedback["train_idx"]
+    x_feedback, y_feedback = feedback["x"][train_idx], feedback["y"][train_idx]
+    x_replay, y_replay = base["x_replay"], base["y_replay"]
+    pieces = plan["piece_negatives"]
+    if base["classes"] == 11 and pieces:
+        # Pieces of the writer's own digits are "not a digit": reading splits a wide glyph
+        # when its pieces look like digits more surely than the whole does.
+        from digitctl.robust import digit_pieces
+        from digitctl.synth import looks_like_a_one
+
+        x_pieces = digit_pieces(x_feedback, pieces, job.settings.seed)
+        # A piece that is one upright stroke is what MNIST calls a "1": not a negative.
+        x_pieces = x_pieces[[not looks_like_a_one(p) for p in x_pieces]]
+        x_pieces = x_pieces.reshape((-1, 28, 28, 1))
+        job.pieces = len(x_pieces)
+        x_replay = np.concatenate([x_replay, x_pieces])
+        y_replay = np.concatenate([y_replay, np.full(len(x_pieces), NOT_A_DIGIT, np.uint8)])
     x_mix, y_mix, _ = _mixed_set(
-        feedback["x"][train_idx], feedback["y"][train_idx], base["x_replay"], base["y_replay"],
-        plan["feedback_share"], rng,
-    )  # fmt: skip
+        x_feedback, y_feedback, x_replay, y_replay, plan["feedback_share"], rng
+    )
     _prepare_for_training(model, plan["train"])
     try:
         _fit(
@@ -694,6 +820,8 @@ def _train(
             learning_rate=plan["learning_rate"],
             seed=job.settings.seed,
             progress=progress,
+            steps_per_execution=plan["steps_per_execution"],
+            steps_per_epoch=plan["steps_per_epoch"],
         )
     except KeyboardInterrupt:
         raise TrainingInterrupted(
@@ -715,9 +843,11 @@ def _stage_measure_install(
         temps = _stage(tuned, settings)
         job.marks["exported"] = time.perf_counter()
         # Measured on the export itself: the figures are those of what predict will run.
-        after_run = lite_runner(temps[lite_path_for(workspace_model_path(settings))])
+        staged_lite = temps[lite_path_for(workspace_model_path(settings))]
+        after_run = lite_runner(staged_lite)
         holdout_after = figures(after_run, feedback["x_held"], feedback["y_held"])
         mnist_after = figures(after_run, base["x_test"], base["y_test"])
+        after_key = _figures_key(staged_lite, _sha256(staged_lite), base["test_digest"])
         reason = refusal(before["holdout"], holdout_after, before["mnist"], mnist_after)
         job.marks["evaluated"] = time.perf_counter()
         result = FinetuneResult(
@@ -739,6 +869,9 @@ def _stage_measure_install(
             mnist_before=before["mnist"],
             mnist_after=mnist_after,
             mnist_source=base["mnist_source"],
+            mnist_before_from=before["mnist_from"],
+            replay_source=base["replay_source"],
+            piece_negatives=job.pieces,
             settings=job.plan,
             warnings=job.warnings,
         )
@@ -746,6 +879,8 @@ def _stage_measure_install(
             result.card_path = _commit(temps, _card(result, base["card_info"]), settings)
             result.installed = True
             result.lite_path = lite_path_for(result.model_path)
+            # The next fine-tuning starts from this export: its "before" is known.
+            record_figures(settings, after_key, mnist_after)
     except KeyboardInterrupt:
         raise TrainingInterrupted(
             "fine-tuning interrupted while exporting; the previous model is unchanged"
@@ -765,22 +900,43 @@ def _base_card(path: Path) -> dict[str, Any]:
 
 
 def _card(result: FinetuneResult, base: dict[str, Any]) -> dict[str, Any]:
+    """The installed model's card (schema 2): what ``predict`` reads, and the run's record.
+
+    The classes, the calibration temperature and the "not a digit" threshold are the base
+    model's: fine-tuning keeps the outputs' meaning, and without them ``predict`` would
+    read an 11-output model as one that can never answer "not a digit".
+    """
     from digitctl import __version__
+    from digitctl.modelfiles import CARD_SCHEMA, DIGITS
 
     base_path, base_card = base["path"], base["card"]
     name = str(base_card.get("name") or base_path.stem)
     summary = result.as_dict()
+    classes = base_card.get("classes")
+    if not isinstance(classes, list) or len(classes) != result.output_classes:
+        classes = [*DIGITS, *(["not a digit"] if result.output_classes == 11 else [])]
+    threshold = base_card.get("reject_threshold") if result.output_classes == 11 else None
     card: dict[str, Any] = {
+        "schema": CARD_SCHEMA,
         "name": name if name.endswith("-finetuned") else f"{name}-finetuned",
-        "model": result.model_path.name,
         "description": "fine-tuned on the user's corrections with MNIST replay (digitctl finetune)",
+        "classes": classes,
+        "temperature": float(base_card.get("temperature") or 1.0),
+        "reject_threshold": threshold,
+        "base_model": f"{base_path} (sha256 {base['sha256']})",
+        "output": "softmax probabilities over the digits 0-9"
+        + (" and 'not a digit' (10)" if result.output_classes == 11 else ""),
+        "files": {"keras": result.model_path.name, "tflite": lite_path_for(result.model_path).name},
+        "metrics": {},
         "finetune": {
             "base_model": str(base_path),
             "base_model_sha256": base["sha256"],
             "base_model_name": base_card.get("name"),
             "feedback": summary["feedback"],
             "replay_images": result.replay_images,
+            "replay_source": result.replay_source,
             "negative_replay": result.negative_replay,
+            "piece_negatives": result.piece_negatives,
             "holdout": summary["holdout"],
             "mnist_test": summary["mnist_test"],
             "forced": result.forced,
@@ -788,13 +944,15 @@ def _card(result: FinetuneResult, base: dict[str, Any]) -> dict[str, Any]:
             "settings": result.settings,
             "digitctl": __version__,
         },
-        "output": "softmax probabilities over the digits 0-9"
-        + (" and 'not a digit' (10)" if result.output_classes == 11 else ""),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     if result.mnist_source == "full test set":
-        card["test_accuracy"] = result.mnist_after.accuracy
-        card["test_images"] = result.mnist_after.images
+        # Argmax over all outputs: a digit answered "not a digit" counts as wrong.
+        card["metrics"] = {
+            "test_accuracy": result.mnist_after.accuracy,
+            "test_loss": round(result.mnist_after.loss, 6),
+            "test_images": result.mnist_after.images,
+        }
     return card
 
 

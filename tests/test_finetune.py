@@ -139,6 +139,10 @@ def test_the_shipped_replay_is_stratified_uint8_mnist() -> None:
         assert np.bincount(stored["y_train"]).tolist() == [300] * 10
         assert np.bincount(stored["y_test"]).tolist() == [300] * 10
         assert "CC BY-SA 3.0" in json.loads(str(stored["meta"]))["source"]
+        # "Not a digit" views for 11-output models, rendered once when the asset was built.
+        negatives = stored["x_negative"]
+    assert negatives.dtype == np.uint8 and negatives.shape[1:] == (28, 28)
+    assert len(negatives) >= 300 and negatives.reshape(len(negatives), -1).max(1).min() > 0
     assert ft.REPLAY_PATH.stat().st_size < 1.5e6
     assert "CC BY-SA 3.0" in (ft.REPLAY_PATH.parent / "README.md").read_text(encoding="utf-8")
 
@@ -173,7 +177,8 @@ def test_a_forced_run_installs_model_export_and_card(
     assert card["finetune"]["base_model_sha256"] == old_digest
     assert card["finetune"]["feedback"]["counts"]["7"] == 10
     assert card["finetune"]["holdout"]["after"]["accuracy"] == result.holdout_after.accuracy
-    assert "test_accuracy" not in card  # only the subset was measured
+    assert card["schema"] == 2 and card["reject_threshold"] is None  # 10 outputs: no reject
+    assert "test_accuracy" not in card["metrics"]  # only the subset was measured
     # predict uses the new export at once, and it agrees with the Keras figures.
     from digitctl.inference import load_predictor
 
@@ -272,13 +277,31 @@ def test_an_eleven_output_model_keeps_its_width(
     from digitctl.modelfiles import load_keras_model
 
     assert load_keras_model(result.model_path).output_shape[-1] == 11
-    try:
-        import digitctl.synth  # noqa: F401
-    except ImportError:
-        assert result.negative_replay == 0
-        assert any("not a digit" in w for w in result.warnings)
-    else:
-        assert result.negative_replay > 0
+    with np.load(ft.REPLAY_PATH) as stored:  # the shipped negatives, none rendered here
+        assert result.negative_replay == len(stored["x_negative"])
+    assert not any("not a digit" in w for w in result.warnings)
+
+
+def test_the_installed_card_keeps_the_base_models_reject_threshold(
+    settings: Settings, tiny_models: dict[int, Path]
+) -> None:
+    """predict reads the card: without the base's threshold and temperature the tuned
+    11-output model could never answer "not a digit"."""
+    base = install_as_workspace_model(tiny_models[11], settings)
+    base_card = {
+        "schema": 2, "name": "tiny11", "classes": [*map(str, range(10)), "not a digit"],
+        "temperature": 1.5, "reject_threshold": 0.42,
+    }  # fmt: skip
+    (settings.models_path / "best_model_card.json").write_text(json.dumps(base_card))
+    add_corrections(settings)
+    ft.finetune_model(settings, force=True, epochs=1)
+    from digitctl.inference import load_predictor
+
+    predictor = load_predictor(settings)
+    assert predictor.path == base and predictor.card.name == "tiny11-finetuned"
+    assert predictor.reject_threshold == 0.42 and predictor.temperature == 1.5
+    assert predictor.card.classes[10] == "not a digit"
+    assert predictor.card.extra["finetune"]["base_model_name"] == "tiny11"
 
 
 def test_the_python_api_is_lazy_and_is_the_same_function() -> None:
@@ -292,3 +315,73 @@ def test_the_python_api_is_lazy_and_is_the_same_function() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert output.strip() == "[] True"
+
+
+def test_the_next_run_reuses_the_installed_exports_mnist_figure(
+    settings: Settings, tiny_models: dict[int, Path]
+) -> None:
+    install_as_workspace_model(tiny_models[10], settings)
+    add_corrections(settings)
+    first = ft.finetune_model(settings, force=True, epochs=1)
+    assert first.mnist_before_from == "measured"
+    second = ft.finetune_model(settings, force=True, epochs=1)
+    # Same export (by SHA-256), same images: the figure measured after the first run.
+    assert second.mnist_before_from == "recorded"
+    assert second.mnist_before.accuracy == first.mnist_after.accuracy
+    assert second.as_dict()["mnist_test"]["before_from"] == "recorded"
+    # A changed test set is another key: measured again.
+    cache = ft.figures_cache_path(settings)
+    assert len(json.loads(cache.read_text())) == 3  # base, first and second exports
+
+
+def test_the_shipped_figures_are_the_bundled_exports_own() -> None:
+    """A stale record would never be used (its key would not match), but fine-tuning the
+    bundled model would then measure it again: rebuild it with make_replay_subset.py."""
+    from digitctl.modelfiles import bundled_model_path
+
+    export = ft.lite_path_for(bundled_model_path())
+    replay = ft.load_replay(ft.REPLAY_PATH)
+    key = ft._figures_key(export, digest(export), ft.test_set_digest(replay.x_test, replay.y_test))
+    shipped = json.loads(ft.SHIPPED_FIGURES_PATH.read_text(encoding="utf-8"))
+    assert key in shipped, "rebuild digitctl/assets/replay with make_replay_subset.py"
+    measured = ft.figures(ft.lite_runner(export), replay.x_test, replay.y_test)
+    assert shipped[key]["accuracy"] == measured.accuracy and shipped[key]["images"] == 3000
+    assert shipped[key]["loss"] == pytest.approx(measured.loss, rel=1e-4)
+
+
+def test_the_replay_comes_from_the_cached_training_set_when_it_is_bigger(
+    fixture_settings: Settings, tiny_models: dict[int, Path], tmp_path: Path
+) -> None:
+    from digitctl.data import download_mnist
+
+    download_mnist(fixture_settings)  # the fixture mirror: 400 training, 100 test images
+    install_as_workspace_model(tiny_models[10], fixture_settings)
+    add_corrections(fixture_settings)
+    with np.load(ft.REPLAY_PATH) as stored:
+        arrays = dict(stored)
+    arrays["x_train"], arrays["y_train"] = arrays["x_train"][:200], arrays["y_train"][:200]
+    small = tmp_path / "small_replay.npz"
+    np.savez(small, **arrays)
+    result = ft.finetune_model(fixture_settings, force=True, epochs=1, replay_path=small)
+    assert result.replay_source == "cached training set" and result.replay_images == 400
+    assert result.mnist_source == "full test set" and result.mnist_before.images == 100
+    # The shipped replay (3,000) is bigger than this cache: it stays the replay.
+    again = ft.finetune_model(fixture_settings, force=True, epochs=1)
+    assert again.replay_source == "shipped subset" and again.replay_images == 3000
+
+
+def test_the_progress_bar_counts_every_training_step_once(
+    settings: Settings, tiny_models: dict[int, Path]
+) -> None:
+    """Keras reports once per call of several steps: the bar must still end at its total."""
+    import io
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    install_as_workspace_model(tiny_models[10], settings)
+    add_corrections(settings)
+    with Progress(console=Console(file=io.StringIO())) as progress:
+        ft.finetune_model(settings, force=True, epochs=2, progress=progress)
+    (task,) = progress.tasks
+    assert task.total == 2 * ft.DEFAULTS["steps_per_epoch"] and task.completed == task.total
