@@ -659,7 +659,7 @@ def finetune(
     ] = False,
     epochs: Annotated[
         int | None,
-        typer.Option(min=1, help="Rounds of 100 batches of 64, half corrections, half MNIST replay (2)."),
+        typer.Option(min=1, help="Rounds of 100 batches of 64, half corrections (2)."),
     ] = None,
     holdout: Annotated[
         float | None,
