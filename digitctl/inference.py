@@ -157,12 +157,23 @@ class Predictor:
         interpreter (a Keras or ONNX model runs here, on the views of up to
         ``DECIDE_BATCH`` images at a time, the workers only decoding and laying out).
         """
+        yield from self._answers(sources, workers, _forked_read, _draft_or_error)
+
+    def _answers(
+        self,
+        items: Iterable[Any],
+        workers: int,
+        read_one: Callable[[Any], reading.Reading | ImageError],
+        draft_one: Callable[[Any], reading.Draft | ImageError],
+    ) -> Iterator[reading.Reading | ImageError]:
+        """Readings of ``items`` in order: whole in forked workers when the model can be
+        reopened there (``read_one``), else drafted there and decided here (``draft_one``)."""
         if workers > 1 and self._forks_well():
-            with self._forked(_forked_read, sources, workers) as readings:
+            with self._forked(read_one, items, workers) as readings:
                 yield from readings
-            return
-        with _mapped(_draft_or_error, sources, workers) as drafts:
-            yield from self._decided(drafts)
+        else:
+            with _mapped(draft_one, items, workers) as drafts:
+                yield from self._decided(drafts)
 
     def _forks_well(self) -> bool:
         # TensorFlow and ONNX Runtime must not be used across fork(); an interpreter
@@ -431,21 +442,16 @@ def _input_draft(item: PredictInput) -> reading.Draft | ImageError:
 def predict_inputs(predictor: Predictor, items: Sequence[PredictInput]) -> Iterator[PredictOutcome]:
     """One outcome per item, in order; each failure carries one line that names the input."""
     workers = preprocess_workers(sum(item.error is None for item in items))
-    with contextlib.ExitStack() as stack:
-        if workers > 1 and predictor._forks_well():
-            answers = stack.enter_context(predictor._forked(_forked_read_input, items, workers))
+    answers = predictor._answers(items, workers, _forked_read_input, _input_draft)
+    for item, answer in zip(items, answers, strict=True):
+        if isinstance(answer, ImageError):
+            yield PredictOutcome(item.name, None, _with_name(item.name, answer))
+        elif answer.status == "no_digit":
+            # As in 0.1, an image without ink is a failed input (exit status 1); a
+            # letter or a drawing is an answer ("not a digit"), not a failure.
+            yield PredictOutcome(item.name, answer, _with_name(item.name, answer.reason or ""))
         else:
-            drafts = stack.enter_context(_mapped(_input_draft, items, workers))
-            answers = predictor._decided(drafts)
-        for item, answer in zip(items, answers, strict=True):
-            if isinstance(answer, ImageError):
-                yield PredictOutcome(item.name, None, _with_name(item.name, answer))
-            elif answer.status == "no_digit":
-                # As in 0.1, an image without ink is a failed input (exit status 1); a
-                # letter or a drawing is an answer ("not a digit"), not a failure.
-                yield PredictOutcome(item.name, answer, _with_name(item.name, answer.reason or ""))
-            else:
-                yield PredictOutcome(item.name, answer, None)
+            yield PredictOutcome(item.name, answer, None)
 
 
 def save_views(outcomes: Sequence[PredictOutcome], directory: Path) -> list[Path]:

@@ -278,19 +278,25 @@ def _inside_frame(candidates: list[_Candidate]) -> list[_Candidate] | None:
     sides = _frame_sides(candidates)
     if len(sides) < 3:
         return None
-    frame = {i for found in sides.values() for i in found}
-    grown = np.zeros(candidates[0].pixels.shape, np.uint8)
-    for i in frame:
-        grown |= candidates[i].pixels.astype(np.uint8)
-    grown = cv2.dilate(grown, np.ones((5, 5), np.uint8)).astype(bool)
-    inner = []
-    for i, c in enumerate(candidates):
-        if i in frame:
-            continue
-        if (c.pixels & grown).any():
-            return None  # a line joining the frame: a grid or a comb, not a stroke
-        inner.append(c)
-    return [candidates[i] for i in sorted(frame)] if inner else None
+    frame = [c for found in sides.values() for c in (candidates[i] for i in found)]
+    inner = [c for c in candidates if not any(c is f for f in frame)]
+    edges = _union(frame)
+    if any(_touches(c, edges) for c in inner):
+        return None  # a line joining the frame: a grid or a comb, not a stroke
+    return frame if inner else None
+
+
+def _union(candidates: list[_Candidate]) -> np.ndarray:
+    union = np.zeros(candidates[0].pixels.shape, dtype=bool)
+    for c in candidates:
+        union |= c.pixels
+    return union
+
+
+def _rest(mask: np.ndarray, candidates: list[_Candidate]) -> np.ndarray:
+    """The ink that is not on the candidates, without the specks the lines left behind
+    (anti-aliasing)."""
+    return _drop_specks((mask & ~_union(candidates)).astype(np.uint8))
 
 
 def remove_rules(ink: np.ndarray) -> tuple[np.ndarray, int, bool]:
@@ -304,11 +310,7 @@ def remove_rules(ink: np.ndarray) -> tuple[np.ndarray, int, bool]:
     if not candidates:
         return ink, 0, False
     mask = (ink > INK_LEVEL).astype(np.uint8)
-    union = np.zeros(mask.shape, dtype=bool)
-    for c in candidates:
-        union |= c.pixels
-    # The rest of the ink, ignoring specks that the lines left behind (anti-aliasing).
-    rest = _drop_specks((mask & ~union).astype(np.uint8))
+    rest = _rest(mask, candidates)
     largest = max(int(c.pixels.sum()) for c in candidates)
     # Crumbs beside a lone stroke (a "1"'s serif, its anti-aliased rim) are not "other ink".
     other = _extent(rest) if int(rest.sum()) >= OTHER_INK_SHARE * largest else None
@@ -319,10 +321,7 @@ def remove_rules(ink: np.ndarray) -> tuple[np.ndarray, int, bool]:
         frame = _inside_frame(candidates)
         if frame is not None:
             candidates = frame
-            union = np.zeros(mask.shape, dtype=bool)
-            for c in candidates:
-                union |= c.pixels
-            rest = _drop_specks((mask & ~union).astype(np.uint8))
+            rest = _rest(mask, candidates)
             other = _extent(rest)
         elif _could_be_strokes(candidates, mask.shape):
             return ink, 0, False
@@ -446,8 +445,10 @@ def _frames(labels: np.ndarray, parts: list[_Part]) -> set[int]:
     are left to the straight-line search.
     """
     frames: set[int] = set()
+    if len(parts) < 2:
+        return frames
     for i, part in enumerate(parts):
-        if min(part.width, part.height) < FRAME_MIN_SIDE or len(parts) < 2:
+        if min(part.width, part.height) < FRAME_MIN_SIDE:
             continue
         if not any(j != i and _inside(other, part) for j, other in enumerate(parts)):
             continue
@@ -547,14 +548,12 @@ def find_glyphs(ink: np.ndarray) -> Layout:
     """The glyph candidates of an ink map, by line (top to bottom), each left to right."""
     cleaned, rules, only_rules = remove_rules(ink)
     labels, parts = _components(cleaned)
-    frames = _frames(labels, parts)
-    if frames:
-        parts = [part for i, part in enumerate(parts) if i not in frames]
-        rules += len(frames)
-    underlines = _underlines(parts)
-    if underlines:
-        parts = [part for i, part in enumerate(parts) if i not in underlines]
-        rules += len(underlines)
+    # Paper furniture the straight-line search missed: frames apart from the digit, then
+    # hand-drawn underlines (found among what the frames leave).
+    for furniture in (lambda found: _frames(labels, found), _underlines):
+        drop = furniture(parts)
+        parts = [part for i, part in enumerate(parts) if i not in drop]
+        rules += len(drop)
     lines = [
         [_glyph(cleaned, labels, part, number) for part in line]
         for number, line in enumerate(_text_lines(_glyph_groups(parts)))
