@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from digitctl.atomic import write_json
+from digitctl.data import sha256_of
 from digitctl.errors import DigitctlError, ModelError, TrainingInterrupted
 from digitctl.modelfiles import (
     card_path_for,
@@ -585,14 +586,6 @@ def _discard(temps: dict[Path, Path]) -> None:
             temp.unlink()
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 # --------------------------------------------------------------------------------------
 # the whole run
 # --------------------------------------------------------------------------------------
@@ -709,7 +702,7 @@ def _load_base(job: _Job, replay_path: Path | None) -> dict[str, Any]:
             "file of the model, not its export"
         )
     # Read before anything is replaced: the base may be the workspace model itself.
-    card_info = {"path": base_path, "sha256": _sha256(base_path), "card": _base_card(base_path)}
+    card_info = {"path": base_path, "sha256": sha256_of(base_path), "card": _base_card(base_path)}
     replay = load_replay(replay_path or REPLAY_PATH)
     full_test = cached_test_set(settings)
     x_test, y_test = full_test if full_test is not None else (replay.x_test, replay.y_test)
@@ -769,7 +762,7 @@ def _measure_before(job: _Job, feedback: dict[str, Any], base: dict[str, Any]) -
     base_lite = _fresh_export(base["path"])
     run = lite_runner(base_lite) if base_lite is not None else keras_runner(base["model"])
     measured = base_lite or base["path"]
-    sha = _sha256(base_lite) if base_lite is not None else base["card_info"]["sha256"]
+    sha = sha256_of(base_lite) if base_lite is not None else base["card_info"]["sha256"]
     key = _figures_key(measured, sha, base["test_digest"])
     mnist = recorded_figures(job.settings, key)
     before = {
@@ -847,7 +840,7 @@ def _stage_measure_install(
         after_run = lite_runner(staged_lite)
         holdout_after = figures(after_run, feedback["x_held"], feedback["y_held"])
         mnist_after = figures(after_run, base["x_test"], base["y_test"])
-        after_key = _figures_key(staged_lite, _sha256(staged_lite), base["test_digest"])
+        after_key = _figures_key(staged_lite, sha256_of(staged_lite), base["test_digest"])
         reason = refusal(before["holdout"], holdout_after, before["mnist"], mnist_after)
         job.marks["evaluated"] = time.perf_counter()
         result = FinetuneResult(
