@@ -377,7 +377,25 @@ def _segment(glyph: _GlyphDraft, probabilities: np.ndarray) -> tuple[float, list
             options.append((value, [_piece_choice(glyph, p) for p in path]))
     if not options:
         return -math.inf, []
-    return max(options, key=lambda option: option[0])
+    chosen = max(options, key=lambda option: option[0])
+    if len(options) == 2 and chosen is options[1] and _letter_strokes(glyph, chosen, probabilities):
+        return options[0]
+    return chosen
+
+
+def _letter_strokes(
+    glyph: _GlyphDraft, split: tuple[float, list[_Choice]], probabilities: np.ndarray
+) -> bool:
+    """Whether a split is the strokes of one non-digit rather than a number: every piece
+    reads "1" (the legs of a V, W, M, n or h each look like one), and the glyph read whole
+    is more likely "not a digit" than the split is right. A real number split into ones
+    only is rare; pieces of any other digit keep the split (a touching "17")."""
+    whole = probabilities[glyph.whole]
+    if whole.shape[0] <= 10:
+        return False
+    if any(int(np.argmax(probabilities[c.view][:10])) != 1 for c in split[1]):
+        return False
+    return math.log(max(float(whole[10]), FLOOR)) >= split[0]
 
 
 def _piece_choice(glyph: _GlyphDraft, piece: _Piece) -> _Choice:

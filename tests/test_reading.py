@@ -15,6 +15,7 @@ import realistic_images as ri
 from PIL import Image
 from typer.testing import CliRunner
 
+from digitctl import reading
 from digitctl.cli import app
 from digitctl.inference import Predictor, load_predictor
 from digitctl.reading import Reading
@@ -171,3 +172,36 @@ def test_save_view_writes_each_digit(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in views.iterdir()) == ["n_digit1.png", "n_digit2.png"]
     assert Image.open(views / "n_digit1.png").size == (28, 28)
+
+
+def _glyph_in_two_pieces() -> reading._GlyphDraft:
+    pieces = [reading._Piece(0, 5, view=1), reading._Piece(5, 10, view=2)]
+    return reading._GlyphDraft(
+        box=(0, 0, 10, 10), width=10, whole=0, cuts=[0, 5, 10], pieces=pieces, height=10
+    )
+
+
+def _rows(whole: list[float], *pieces: int) -> np.ndarray:
+    rows = [whole]
+    for label in pieces:
+        row = [0.005] * 11
+        row[label] = 0.95
+        rows.append(row)
+    return np.asarray(rows, dtype=np.float32)
+
+
+def test_a_non_digit_is_not_split_into_ones() -> None:
+    glyph = _glyph_in_two_pieces()
+    letter = [0.004] * 10 + [0.96]  # the whole glyph (a "V") is surely not a digit
+    _, choices = reading._segment(glyph, _rows(letter, 1, 1))
+    assert [c.view for c in choices] == [0], "the legs of a V are no '11'"
+    # Pieces that read as other digits keep the split: a touching "17".
+    _, choices = reading._segment(glyph, _rows(letter, 1, 7))
+    assert [c.view for c in choices] == [1, 2]
+    # A whole less surely "not a digit" than the split is right keeps the split.
+    doubtful = [0.01] * 10 + [0.5]
+    _, choices = reading._segment(glyph, _rows(doubtful, 1, 1))
+    assert [c.view for c in choices] == [1, 2], "log(0.5) < 2 log(0.95): the split wins"
+    # A 10-class model has no "not a digit" to compare with.
+    _, choices = reading._segment(glyph, _rows(letter, 1, 1)[:, :10])
+    assert [c.view for c in choices] == [1, 2]
