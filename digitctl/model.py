@@ -53,6 +53,7 @@ class Recipe:
     framed: int = 0  # synthetic framed digits rendered for training (robust recipes)
     negatives: int = 0  # synthetic non-digits (letters, symbols, scribbles, photos, boxes)
     pieces: int = 0  # pieces of digits, as non-digits (wrong cuts of touching digits)
+    pairs: int = 0  # touching pairs of digits, as non-digits (a number read as one glyph)
     description: str = ""
 
     def as_dict(self) -> dict[str, Any]:
@@ -81,20 +82,21 @@ RECIPES: dict[str, Recipe] = {
         dense_units=128,
         dropout=0.1,
         head_dropout=0.3,
-        epochs=3,
+        epochs=8,
         batch_size=128,
         learning_rate=1e-3,
         warmup_fraction=0.1,
         augment=True,
         patience=3,
         num_classes=11,
-        framed=8000,
-        negatives=6000,
-        pieces=4000,
+        framed=14000,
+        negatives=14000,
+        pieces=5000,
+        pairs=6000,
         description="the best recipe's network with an 11th class, 'not a digit'; MNIST plus "
         "framed digits (boxes, rules, underlines, tight crops, low resolution) and negatives "
-        "(letters, symbols, scribbles, photo crops, empty boxes, pieces of digits); meant to "
-        "fine-tune a digits model (--init-model) for 3 epochs of one-cycle Adam",
+        "(letters, symbols, scribbles, photo crops, empty boxes, pieces of digits, touching "
+        "pairs); meant to fine-tune a digits model (--init-model) for 8 epochs of one-cycle Adam",
     ),
     RecipeName.FAST: Recipe(
         name="fast",

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 NOT_A_DIGIT = 10
 NOT_A_DIGIT_CLASS = "not a digit"  # its name in the model card's classes
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: STIX and pen-traced glyphs, spirals, a second photo, touching pairs
 VALIDATION_SHARE = 0.1  # of the synthetic views, held out with MNIST's validation split
 FALSE_REJECTION_TARGET = 0.002  # of MNIST validation digits, when choosing the threshold
 
@@ -49,10 +49,13 @@ class SyntheticSplits:
     sources: list[str]
 
 
-def _cache_key(framed: int, negatives: int, pieces: int, seed: int, fingerprint: str) -> str:
+def _cache_key(
+    framed: int, negatives: int, pieces: int, pairs: int, seed: int, fingerprint: str
+) -> str:
     from digitctl import __version__
 
-    text = json.dumps([CACHE_VERSION, __version__, framed, negatives, pieces, seed, fingerprint])
+    counts = [framed, negatives, pieces, pairs]
+    text = json.dumps([CACHE_VERSION, __version__, *counts, seed, fingerprint])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -103,10 +106,11 @@ def synthetic_splits(
     seed: int,
     fingerprint: str,
     cache_dir: Path,
+    pairs: int = 0,
     progress: Progress | None = None,
 ) -> SyntheticSplits:
     """The synthetic training and validation views for a run (built once, then cached)."""
-    key = _cache_key(framed, negatives, pieces, seed, fingerprint)
+    key = _cache_key(framed, negatives, pieces, pairs, seed, fingerprint)
     path = cache_dir / f"synthetic-{key}.npz"
     if path.exists():
         try:
@@ -125,14 +129,22 @@ def synthetic_splits(
 
     task = None
     if progress is not None:
-        task = progress.add_task("rendering framed digits and negatives", total=framed + negatives)
+        task = progress.add_task(
+            "rendering framed digits and negatives", total=framed + negatives + pairs, status=""
+        )
 
     def report(done: int, total: int) -> None:
         if progress is not None:
             progress.update(task, completed=done)
 
     result = render_views(
-        x_train.reshape(len(x_train), 28, 28), y_train, framed, negatives, seed, progress=report
+        x_train.reshape(len(x_train), 28, 28),
+        y_train,
+        framed,
+        negatives,
+        seed,
+        progress=report,
+        count_pairs=pairs,
     )
     views = result.views
     labels = result.labels.astype(np.uint8)

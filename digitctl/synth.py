@@ -46,6 +46,14 @@ STYLE_WEIGHTS = {
     "lowres": 0.15,
 }
 KIND_WEIGHTS = {"glyph": 0.45, "scribble": 0.2, "photo": 0.1, "empty": 0.15, "clutter": 0.1}
+# Touching pairs need digit shapes, so they are a stream of their own (render_views).
+PAIR_STYLES = {"plain": 0.4, "box": 0.15, "ruled": 0.15, "underline": 0.1, "tight": 0.2}
+PAIR_GAP = (-0.22, 0.0)  # horizontal gap between the two digits, in digit widths
+PAIR_TRIES = 4  # new strokes and gap when the two digits did not touch
+# A pair's view narrower than this (width / height of its ink) is dropped: preprocessing
+# kept one digit of it (a frame took the other), and that must not be taught as "not a
+# digit". Touching pairs are wider than tall; few single digits are.
+PAIR_MIN_ASPECT = 0.85
 
 # Glyphs a person could read as a digit are never negatives: 0 (O o D Q ° θ Ø ...),
 # 1 (I l i j J | / \ ( ) [ ] ' ` , ...), 2 (Z z), 3 (З Э ε), 4 (Ч ч), 5 (S s §),
@@ -74,7 +82,14 @@ _FONT_FILES = (
     "DejaVuSansMono-Bold.ttf",
     "DejaVuSansMono-Oblique.ttf",
     "DejaVuSansMono-BoldOblique.ttf",
+    # STIX (Times-like, with its own italics) ships with matplotlib too: a second family
+    # keeps the negatives from being "whatever DejaVu draws".
+    "STIXGeneral.ttf",
+    "STIXGeneralBol.ttf",
+    "STIXGeneralItalic.ttf",
+    "STIXGeneralBolIta.ttf",
 )
+RESTROKE_SHARE = 0.5  # of glyph negatives redrawn with one pen width along their skeleton
 _FONT_SIZE = 80
 
 Colour = tuple[float, float, float]
@@ -263,6 +278,35 @@ def _render_glyph(text: str, font: ImageFont.FreeTypeFont) -> np.ndarray:
     return _crop_to_ink(np.asarray(image, dtype=np.float32) / 255)
 
 
+def _skeleton(mask: np.ndarray) -> np.ndarray:
+    """Lantuéjoul's morphological skeleton of a boolean mask (a few gaps at most, which
+    the pen closes again)."""
+    import cv2
+
+    cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+    image = mask.astype(np.uint8)
+    skeleton = np.zeros_like(image)
+    while image.any():
+        eroded = cv2.erode(image, cross)
+        skeleton |= image & (1 - cv2.dilate(eroded, cross))
+        image = eroded
+    return skeleton.astype(bool)
+
+
+def _restroke(coverage: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A font glyph as a pen would draw it: its skeleton traced with one round nib
+    (3-12% of the glyph's height), instead of the font's thick and thin parts."""
+    import cv2
+
+    skeleton = _skeleton(coverage > 0.5)
+    if not skeleton.any():
+        return coverage
+    nib = _odd(max(coverage.shape) * rng.uniform(0.03, 0.12))
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (nib, nib))
+    stroke = cv2.dilate(np.pad(skeleton, nib).astype(np.uint8), disc).astype(np.float32)
+    return _filter(stroke, "blur", max(0.5, nib / 4))
+
+
 def _glyph_content(height: int, rng: np.random.Generator) -> np.ndarray:
     """A letter or symbol (sometimes two) as if written by hand, ``height`` px tall."""
     name = _FONT_FILES[int(rng.integers(len(_FONT_FILES)))]
@@ -270,18 +314,56 @@ def _glyph_content(height: int, rng: np.random.Generator) -> np.ndarray:
     count = 2 if rng.random() < 0.1 else 1
     text = "".join(choices[int(rng.integers(len(choices)))] for _ in range(count))
     coverage = _jitter(_render_glyph(text, _font(name)), rng, 1.0)
+    if rng.random() < RESTROKE_SHARE:
+        coverage = _crop_to_ink(_restroke(coverage, rng))
+        return _crop_to_ink(_to_height(coverage, height))
     # Fonts have thick and thin parts; a pen draws one width. Erode bold faces, dilate
     # light ones a little: more turns a glyph into a blob.
     u = rng.random()
-    if "Bold" in name and u < 0.6:
+    bold = "Bol" in name  # DejaVu's "Bold", STIX's "Bol"
+    if bold and u < 0.6:
         coverage = _filter(coverage, "min", int(rng.choice([3, 5])))
-    elif "Bold" not in name and u < 0.4:
+    elif not bold and u < 0.4:
         size = int(rng.choice([3, 3, 5]))
         coverage = _filter(np.pad(coverage, size), "max", size)
     coverage = _crop_to_ink(coverage)
     if coverage.max() <= 0.05:  # eroded away: use the plain glyph
         coverage = _render_glyph(text, _font(name))
     return _crop_to_ink(_pen(_to_height(coverage, height), rng, thin=0.15, thick=0.15))
+
+
+def _pair_content(
+    first: np.ndarray, second: np.ndarray, height: int, rng: np.random.Generator
+) -> np.ndarray | None:
+    """Two digits written so close that their strokes touch, as one piece of ink: what a
+    reader sees when it fails to split a number. None when the strokes do not meet."""
+    a = _digit_content(first, height, rng)
+    b = _digit_content(second, int(round(height * math.exp(rng.uniform(-0.1, 0.1)))), rng)
+    gap = int(round(rng.uniform(*PAIR_GAP) * (a.shape[1] + b.shape[1]) / 2))
+    left = a.shape[1] + gap
+    rows = max(a.shape[0], b.shape[0])
+    canvas = np.zeros((rows, max(a.shape[1], left + b.shape[1])), np.float32)
+    shift = int(rng.integers(0, rows - b.shape[0] + 1))
+    canvas[(rows - a.shape[0]) // 2 :][: a.shape[0], : a.shape[1]] = a
+    placed_b = np.zeros_like(canvas)
+    placed_b[shift : shift + b.shape[0], left : left + b.shape[1]] = b
+    if not np.any((canvas > 0.3) & (_filter(placed_b, "max", 3) > 0.3)):
+        return None
+    return np.maximum(canvas, placed_b)
+
+
+def render_pair(
+    first: np.ndarray, second: np.ndarray, rng: np.random.Generator
+) -> Image.Image | None:
+    """A raw image of two touching digits (a not-a-digit view), framed as numbers are;
+    None when the two did not touch."""
+    style = _pick(PAIR_STYLES, rng)
+    height = _content_height(style, rng)
+    for _ in range(PAIR_TRIES):
+        content = _pair_content(first, second, height, rng)
+        if content is not None:
+            return _render(_SCENES[style](content, rng), rng)
+    return None
 
 
 def _bezier(points: np.ndarray, steps: int = 24) -> np.ndarray:
@@ -296,7 +378,7 @@ def _scribble_content(height: int, rng: np.random.Generator) -> np.ndarray:
     image = Image.new("L", (side, side), 0)
     draw = ImageDraw.Draw(image)
     width = int(rng.integers(2, 9))
-    variant = int(rng.integers(5))
+    variant = int(rng.integers(6))
     strokes: list[np.ndarray] = []
     if variant == 0:  # a few free curves
         for _ in range(int(rng.integers(2, 5))):
@@ -322,6 +404,14 @@ def _scribble_content(height: int, rng: np.random.Generator) -> np.ndarray:
         teeth = int(rng.integers(4, 9))
         x = np.linspace(8, side - 8, teeth)
         y = np.where(np.arange(teeth) % 2, 20, side - 20) + rng.normal(0, 5, teeth)
+        strokes.append(np.stack([x, y], axis=1))
+    elif variant == 4:  # a spiral, or a coil drawn out sideways like a telephone cord
+        turns = rng.uniform(1.5, 4.5)
+        t = np.linspace(0, turns * 2 * np.pi, int(turns * 32))
+        radius = np.linspace(rng.uniform(2, 8), rng.uniform(26, 42), t.size)
+        drift = t / t[-1] * rng.uniform(0, 50) if rng.random() < 0.4 else 0 * t
+        x = side / 2 - (drift.max() / 2) + drift + radius * np.cos(t)
+        y = side / 2 + radius * np.sin(t) * rng.uniform(0.6, 1.0)
         strokes.append(np.stack([x, y], axis=1))
     else:  # a scratched-out blob: a dense random walk
         steps = rng.normal(0, 9, size=(int(rng.integers(25, 60)), 2))
@@ -687,15 +777,18 @@ def render_framed(
     return _render(_SCENES[style](content, rng), rng)
 
 
-@functools.lru_cache(maxsize=1)
-def _photo() -> np.ndarray:
+PHOTOS = ("china.jpg", "flower.jpg")  # scikit-learn's two sample photographs
+
+
+@functools.lru_cache(maxsize=len(PHOTOS))
+def _photo(name: str) -> np.ndarray:
     from sklearn.datasets import load_sample_image
 
-    return load_sample_image("china.jpg")
+    return load_sample_image(name)
 
 
 def _photo_crop(rng: np.random.Generator) -> Image.Image:
-    photo = _photo()
+    photo = _photo(PHOTOS[int(rng.integers(len(PHOTOS)))])
     side = int(round(math.exp(rng.uniform(math.log(12), math.log(220)))))
     h = min(photo.shape[0], max(8, int(side * math.exp(rng.uniform(-0.4, 0.4)))))
     w = min(photo.shape[1], max(8, side))
@@ -793,6 +886,12 @@ def _render_chunk(task: tuple) -> list[tuple[np.ndarray | None, int, str, str]]:
             style = _pick(STYLE_WEIGHTS, rng)
             image = render_framed(shapes[offset], rng, style)
             source, label = f"framed:{style}", int(labels[offset])
+        elif stream == 2:
+            image = render_pair(*shapes[offset], rng)
+            source, label = "negative:pair", NEGATIVE_LABEL
+            if image is None:  # the two digits did not touch
+                out.append((None, label, source, "skipped"))
+                continue
         else:
             kind = _pick(KIND_WEIGHTS, rng)
             image = render_negative(rng, kind)
@@ -802,11 +901,22 @@ def _render_chunk(task: tuple) -> list[tuple[np.ndarray | None, int, str, str]]:
         except ImageError:
             out.append((None, label, source, "skipped"))
             continue
-        if label == NEGATIVE_LABEL and looks_like_a_one(view):
+        if label == NEGATIVE_LABEL and (
+            looks_like_a_one(view) or (stream == 2 and _ink_aspect(view) < PAIR_MIN_ASPECT)
+        ):
             out.append((None, label, source, "filtered"))
             continue
         out.append((view, label, source, ""))
     return out
+
+
+def _ink_aspect(view: np.ndarray) -> float:
+    """Width over height of the ink's bounding box in a view."""
+    rows = np.nonzero(view.max(axis=1) > 0.2)[0]
+    cols = np.nonzero(view.max(axis=0) > 0.2)[0]
+    if rows.size == 0:
+        return 0.0
+    return (cols[-1] - cols[0] + 1) / (rows[-1] - rows[0] + 1)
 
 
 def looks_like_a_one(view: np.ndarray) -> bool:
@@ -845,11 +955,16 @@ def render_views(
     workers: int = 2,
     progress: Callable[[int, int], None] | None = None,
     chunk: int = 250,
+    count_pairs: int = 0,
 ) -> SyntheticViews:
-    """Like :func:`training_views`, with the source of each view and the skip counts."""
+    """Like :func:`training_views`, with the source of each view and the skip counts.
+
+    ``count_pairs`` more negatives are touching pairs of random digits of ``x``
+    (:func:`render_pair`); pairs whose strokes do not meet are skipped.
+    """
     x = np.asarray(x)
     y = np.asarray(y)
-    if count_framed and len(x) == 0:
+    if (count_framed or count_pairs) and len(x) == 0:
         raise ValueError("no digits given to frame")
     picks = np.random.default_rng([seed, 2]).integers(len(x), size=count_framed) if len(x) else []
     tasks = []
@@ -859,7 +974,19 @@ def render_views(
     for start in range(0, count_negative, chunk):
         n = min(chunk, count_negative - start)
         tasks.append((seed, 1, start, [None] * n, [NEGATIVE_LABEL] * n))
-    total = count_framed + count_negative
+    pair_picks = np.random.default_rng([seed, 3]).integers(len(x), size=(count_pairs, 2))
+    for start in range(0, count_pairs, chunk):
+        index = pair_picks[start : start + chunk]
+        tasks.append(
+            (
+                seed,
+                2,
+                start,
+                list(zip(x[index[:, 0]], x[index[:, 1]], strict=True)),
+                [NEGATIVE_LABEL] * len(index),
+            )
+        )
+    total = count_framed + count_negative + count_pairs
     results: list[tuple[np.ndarray | None, int, str, str]] = []
 
     def collect(part: Sequence[tuple[np.ndarray | None, int, str, str]]) -> None:

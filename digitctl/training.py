@@ -501,6 +501,7 @@ def _with_synthetic(run: _Run, splits: Splits) -> Splits:
         framed=run.recipe.framed,
         negatives=run.recipe.negatives,
         pieces=run.recipe.pieces,
+        pairs=run.recipe.pairs,
         seed=run.plan.seed,
         fingerprint=splits.fingerprint,
         cache_dir=run.settings.processed_path,

@@ -216,6 +216,45 @@ def _view(shape: np.ndarray) -> np.ndarray:
     return view
 
 
+def test_touching_pairs_are_wide_negatives_and_apart_pairs_are_skipped(monkeypatch) -> None:
+    x, y = _digits()
+    result = synth.render_views(x, y, 0, 0, seed=3, workers=1, count_pairs=12)
+    assert sum(result.rendered.values()) == 12 and set(result.rendered) == {"negative:pair"}
+    assert len(result.labels) >= 6, "most pairs touch and survive preprocessing"
+    assert (result.labels == synth.NEGATIVE_LABEL).all()
+    assert all(synth._ink_aspect(view) >= synth.PAIR_MIN_ASPECT for view in result.views)
+    # Two digits a whole width apart never touch: no image, so no negative made of one digit.
+    monkeypatch.setattr(synth, "PAIR_GAP", (1.0, 1.0))
+    rng = np.random.default_rng(0)
+    assert synth.render_pair(x[0], x[2], rng) is None
+    apart = synth.render_views(x, y, 0, 0, seed=3, workers=1, count_pairs=4)
+    assert apart.skipped == {"negative:pair": 4} and len(apart.labels) == 0
+
+
+def test_restroked_glyphs_have_one_pen_width() -> None:
+    font = synth._font("DejaVuSans-Bold.ttf")
+    glyph = synth._render_glyph("M", font)
+    import cv2
+
+    def widest_stroke(coverage: np.ndarray) -> float:
+        mask = (coverage > 0.5).astype(np.uint8)
+        return 2 * float(cv2.distanceTransform(np.pad(mask, 1), cv2.DIST_L2, 3).max())
+
+    def mean_width(coverage: np.ndarray) -> float:  # ink area over skeleton length
+        mask = coverage > 0.5
+        return float(mask.sum()) / max(1, int(synth._skeleton(mask).sum()))
+
+    height = glyph.shape[0]
+    assert mean_width(glyph) > 0.18 * height  # a bold face: thick strokes
+    for seed in range(5):
+        traced = synth._restroke(glyph, np.random.default_rng(seed))
+        assert mean_width(traced) <= 0.13 * height + 1
+        assert widest_stroke(traced) < widest_stroke(glyph)
+        # The skeleton is traced whole: the letter keeps its extent.
+        rows = np.nonzero(traced.max(axis=1) > 0.5)[0]
+        assert rows[-1] - rows[0] >= 0.85 * height
+
+
 def test_a_lone_vertical_stroke_is_a_one_and_nothing_else_is() -> None:
     assert synth.looks_like_a_one(_view(draw_digit(1)))
     for label in (0, 3, 4, 7):
@@ -235,3 +274,38 @@ def test_import_stays_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_synthetic_splits_include_pairs_and_are_cached_by_their_counts(tmp_path) -> None:
+    from digitctl.robust import synthetic_splits
+    from digitctl.ui import task_progress
+
+    x, y = _digits()
+    x = np.concatenate([x] * 4)[..., np.newaxis]
+    y = np.concatenate([y] * 4)
+
+    def build(pairs: int, shown: bool = False):
+        # The CLI's own progress bars: its status column must find its field.
+        with task_progress(transient=True) as progress:
+            return synthetic_splits(
+                x,
+                y,
+                framed=6,
+                negatives=6,
+                pieces=3,
+                pairs=pairs,
+                seed=2,
+                fingerprint="f",
+                cache_dir=tmp_path,
+                progress=progress if shown else None,
+            )
+
+    first = build(pairs=6, shown=True)
+    assert "negative:pair" in first.sources and "negative:piece" in first.sources
+    assert len(first.x_train) + len(first.x_val) == len(first.sources)
+    stamp = first.path.stat().st_mtime_ns
+    again = build(pairs=6)
+    assert again.path == first.path and again.path.stat().st_mtime_ns == stamp
+    assert np.array_equal(again.x_train, first.x_train)
+    without = build(pairs=0)
+    assert without.path != first.path and "negative:pair" not in without.sources
