@@ -425,6 +425,10 @@ def _read_line(line: _LineDraft, probabilities: np.ndarray) -> tuple[float, list
             candidate = total + value + CUT_PENALTY * len(choices)
             if i + k not in best or candidate > best[i + k][0]:
                 best[i + k] = (candidate, [*path, *choices])
+        if (i, 1) not in line.runs and (i + 1 not in best or total > best[i + 1][0]):
+            # An atom with no reading of its own (a flat dash, a speck too wide to be a
+            # digit) is passed over: it must not end the line and hide the digits after it.
+            best[i + 1] = (total, path)
     # Atoms that no candidate could read (specks) are skipped: the furthest reach wins.
     end = max(best)
     return best[end] if end > 0 else (-math.inf, [])

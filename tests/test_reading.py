@@ -205,3 +205,13 @@ def test_a_non_digit_is_not_split_into_ones() -> None:
     # A 10-class model has no "not a digit" to compare with.
     _, choices = reading._segment(glyph, _rows(letter, 1, 1)[:, :10])
     assert [c.view for c in choices] == [1, 2]
+
+
+def test_an_atom_with_no_reading_does_not_end_the_line() -> None:
+    def whole(view: int, x0: int) -> reading._GlyphDraft:
+        return reading._GlyphDraft(box=(x0, 0, x0 + 10, 20), width=10, whole=view, height=20)
+
+    # Atom 1 (a flat dash, too wide and low to be a digit or to split) has no candidate.
+    line = reading._LineDraft(atoms=3, runs={(0, 1): whole(0, 0), (2, 1): whole(1, 40)})
+    _, choices = reading._read_line(line, _rows([0.01] * 11, 4)[1:].repeat(2, axis=0))
+    assert [c.view for c in choices] == [0, 1], "the digit after the dash is read too"
