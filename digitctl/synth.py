@@ -344,7 +344,8 @@ def _pair_content(
     rows = max(a.shape[0], b.shape[0])
     canvas = np.zeros((rows, max(a.shape[1], left + b.shape[1])), np.float32)
     shift = int(rng.integers(0, rows - b.shape[0] + 1))
-    canvas[(rows - a.shape[0]) // 2 :][: a.shape[0], : a.shape[1]] = a
+    top = (rows - a.shape[0]) // 2
+    canvas[top : top + a.shape[0], : a.shape[1]] = a
     placed_b = np.zeros_like(canvas)
     placed_b[shift : shift + b.shape[0], left : left + b.shape[1]] = b
     if not np.any((canvas > 0.3) & (_filter(placed_b, "max", 3) > 0.3)):
@@ -373,7 +374,8 @@ def _bezier(points: np.ndarray, steps: int = 24) -> np.ndarray:
 
 
 def _scribble_content(height: int, rng: np.random.Generator) -> np.ndarray:
-    """Pen scribbles: Bezier strokes, loop chains, hatching, zigzags, scratched-out blobs."""
+    """Pen scribbles: Bezier strokes, loop chains, hatching, zigzags, spirals and coils,
+    scratched-out blobs."""
     side = 96
     image = Image.new("L", (side, side), 0)
     draw = ImageDraw.Draw(image)
@@ -409,7 +411,7 @@ def _scribble_content(height: int, rng: np.random.Generator) -> np.ndarray:
         turns = rng.uniform(1.5, 4.5)
         t = np.linspace(0, turns * 2 * np.pi, int(turns * 32))
         radius = np.linspace(rng.uniform(2, 8), rng.uniform(26, 42), t.size)
-        drift = t / t[-1] * rng.uniform(0, 50) if rng.random() < 0.4 else 0 * t
+        drift = t / t[-1] * rng.uniform(0, 50) if rng.random() < 0.4 else np.zeros_like(t)
         x = side / 2 - (drift.max() / 2) + drift + radius * np.cos(t)
         y = side / 2 + radius * np.sin(t) * rng.uniform(0.6, 1.0)
         strokes.append(np.stack([x, y], axis=1))
