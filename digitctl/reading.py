@@ -429,7 +429,7 @@ def _read_line(line: _LineDraft, probabilities: np.ndarray) -> tuple[float, list
             # An atom with no reading of its own (a flat dash, a speck too wide to be a
             # digit) is passed over: it must not end the line and hide the digits after it.
             best[i + 1] = (total, path)
-    # Atoms that no candidate could read (specks) are skipped: the furthest reach wins.
+    # An atom whose candidates all fail to read stops the search: the furthest reach wins.
     end = max(best)
     return best[end] if end > 0 else (-math.inf, [])
 

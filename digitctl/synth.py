@@ -913,12 +913,11 @@ def _render_chunk(task: tuple) -> list[tuple[np.ndarray | None, int, str, str]]:
 
 
 def _ink_aspect(view: np.ndarray) -> float:
-    """Width over height of the ink's bounding box in a view."""
-    rows = np.nonzero(view.max(axis=1) > 0.2)[0]
-    cols = np.nonzero(view.max(axis=0) > 0.2)[0]
-    if rows.size == 0:
+    """Width over height of the ink's bounding box in a view (0 with no ink)."""
+    if float(view.max()) <= 0.2:
         return 0.0
-    return (cols[-1] - cols[0] + 1) / (rows[-1] - rows[0] + 1)
+    ink = _crop_to_ink(view, level=0.2)
+    return ink.shape[1] / ink.shape[0]
 
 
 def looks_like_a_one(view: np.ndarray) -> bool:
