@@ -28,12 +28,15 @@ RULE_SPAN = 0.45  # a rule candidate spans at least this share of the image side
 RULE_REACH = 0.1  # ... and reaches past the other ink by this share of its extent
 MAX_RULE_THICKNESS = 0.2  # rules are thin: at most this share of the image's short side
 OTHER_INK_SHARE = 0.25  # less ink than this share of the longest line's is no digit beside it
+OTHER_INK_TALL = 0.3  # ... unless a piece of it is this share of the image's height tall
 FRAME_MIN_SIDE = 12  # pixels: smaller parts are never frames
 FRAME_HOLDS = 0.8  # a part is inside a frame when this share of its box lies within
 FRAME_BAND = 0.2  # a frame's ink lies within this share of its short side from its edges
 FRAME_EDGE_SHARE = 0.9  # ... at least this share of it
 UNDERLINE_FLATNESS = 0.25  # an underline is at most this tall for its width ...
 UNDERLINE_UNDER = 2.5  # ... under a part at least this many times taller
+THIN_FRAME = 0.2  # a box's lines are at most this share of its short side thick
+BOX_SIDE_SHAPE = 0.3  # a box side left over is at most this wide for its height
 SPECK_SHARE = 0.03  # components below this share of the largest one's area are specks
 
 
@@ -201,6 +204,75 @@ def _box_sides(candidates: list[_Candidate], other: tuple) -> set[int]:
     return set()
 
 
+def _rectangle(candidates: list[_Candidate], mask: np.ndarray) -> set[int]:
+    """Indices of the lines that draw a box: two horizontal and two vertical lines whose
+    ends meet at four corners, with the lines between them that join both long sides (a
+    comb's dividers). Found from the lines alone, as the ink inside may hold remnants of
+    a tilted or wobbly box's sides that make :func:`_box_sides`' test fail."""
+    horizontal = [i for i, c in enumerate(candidates) if c.horizontal]
+    vertical = [i for i, c in enumerate(candidates) if not c.horizontal]
+    if len(horizontal) < 2 or len(vertical) < 2:
+        return set()
+
+    def near(a: float, b: float, c: _Candidate, d: _Candidate) -> bool:
+        return abs(a - b) <= max(3.0, 2 * max(c.thickness, d.thickness))
+
+    for top in horizontal:
+        for bottom in horizontal:
+            t, b = candidates[top], candidates[bottom]
+            if b.box[1] <= t.box[3]:
+                continue
+            sides = []
+            for v in vertical:
+                c = candidates[v]
+                # Spans from the top line to the bottom one, within the width both cover.
+                if (
+                    near(c.box[1], t.box[1], c, t)
+                    and near(c.box[3], b.box[3], c, b)
+                    and c.box[0] >= max(t.box[0], b.box[0]) - 2 * c.thickness
+                    and c.box[2] <= min(t.box[2], b.box[2]) + 2 * c.thickness
+                ):
+                    sides.append(v)
+            if len(sides) < 2:
+                continue
+            left = min(sides, key=lambda v: candidates[v].box[0])
+            right = max(sides, key=lambda v: candidates[v].box[2])
+            width = candidates[right].box[2] - candidates[left].box[0]
+            height = b.box[3] - t.box[1]
+            if width < 0.5 * height:
+                continue  # two strokes close together, not the sides of a box
+            thickest = max(candidates[i].thickness for i in (top, bottom, left, right))
+            if thickest > THIN_FRAME * min(width, height):
+                continue  # strokes as thick as a digit's for their length: a "0", not a box
+            inset = int(thickest) + 2
+            x0, x1 = candidates[left].box[0] + inset, candidates[right].box[2] - inset
+            y0, y1 = t.box[1] + inset, b.box[3] - inset
+            if x1 <= x0 or y1 <= y0 or not _holds_apart(mask, (x0, y0, x1, y1), [t, b]):
+                continue  # nothing inside apart from the lines: a "0" drawn straight
+            edges = _union([t, b])
+            dividers = {v for v in sides if _touches(candidates[v], edges)}
+            if left in dividers and right in dividers:
+                return {top, bottom} | dividers
+    return set()
+
+
+def _holds_apart(
+    mask: np.ndarray, inner: tuple[int, int, int, int], lines: list[_Candidate]
+) -> bool:
+    """Whether ``inner`` holds ink of its own that is not joined to ``lines``."""
+    x0, y0, x1, y1 = inner
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    joined = set(np.unique(labels[_union(lines)]).tolist())
+    least = max(4, 0.01 * (x1 - x0) * (y1 - y0))
+    for index in range(1, count):
+        x, y, w, h, area = (int(v) for v in stats[index])
+        if index in joined or area < least:
+            continue
+        if x >= x0 - 2 and y >= y0 - 2 and x + w <= x1 + 2 and y + h <= y1 + 2:
+            return True
+    return False
+
+
 def _longer_than(c: _Candidate, other: tuple, horizontal: bool) -> bool:
     """Whether a side spans past the other ink at one end at least (a box's sides do)."""
     lo, hi = (0, 2) if horizontal else (1, 3)
@@ -281,9 +353,10 @@ def _inside_frame(candidates: list[_Candidate]) -> list[_Candidate] | None:
     frame = [c for found in sides.values() for c in (candidates[i] for i in found)]
     inner = [c for c in candidates if not any(c is f for f in frame)]
     edges = _union(frame)
-    if any(_touches(c, edges) for c in inner):
-        return None  # a line joining the frame: a grid or a comb, not a stroke
-    return frame if inner else None
+    # Lines joining the frame are its dividers (a comb); the strokes are the others.
+    dividers = [c for c in inner if _touches(c, edges)]
+    strokes = [c for c in inner if not any(c is d for d in dividers)]
+    return frame + dividers if strokes else None
 
 
 def _union(candidates: list[_Candidate]) -> np.ndarray:
@@ -297,6 +370,13 @@ def _rest(mask: np.ndarray, candidates: list[_Candidate]) -> np.ndarray:
     """The ink that is not on the candidates, without the specks the lines left behind
     (anti-aliasing)."""
     return _drop_specks((mask & ~_union(candidates)).astype(np.uint8))
+
+
+def _tall(rest: np.ndarray) -> bool:
+    """Whether a piece of ``rest`` stands at least OTHER_INK_TALL of the image high: a
+    digit beside thick long lines, whatever its share of their ink (crumbs are short)."""
+    count, _, stats, _ = cv2.connectedComponentsWithStats(rest, connectivity=8)
+    return count > 1 and int(stats[1:, cv2.CC_STAT_HEIGHT].max()) >= OTHER_INK_TALL * rest.shape[0]
 
 
 def remove_rules(ink: np.ndarray) -> tuple[np.ndarray, int, bool]:
@@ -313,12 +393,17 @@ def remove_rules(ink: np.ndarray) -> tuple[np.ndarray, int, bool]:
     rest = _rest(mask, candidates)
     largest = max(int(c.pixels.sum()) for c in candidates)
     # Crumbs beside a lone stroke (a "1"'s serif, its anti-aliased rim) are not "other ink".
-    other = _extent(rest) if int(rest.sum()) >= OTHER_INK_SHARE * largest else None
+    substantial = int(rest.sum()) >= OTHER_INK_SHARE * largest or _tall(rest)
+    other = _extent(rest) if substantial else None
     if other is None:
         # Nothing but straight lines. Strokes that could be digits ("1", "11", a 7's bar)
         # go to the classifier; a box, a grid or ruled lines across the page are no digit,
         # but a straight stroke inside a box is (the box goes, the "1" stays).
         frame = _inside_frame(candidates)
+        if frame is None:
+            box = _rectangle(candidates, mask)  # a comb's box, its dividers inside
+            if box and len(box) < len(candidates):
+                frame = [candidates[i] for i in sorted(box)]
         if frame is not None:
             candidates = frame
             rest = _rest(mask, candidates)
@@ -337,7 +422,55 @@ def remove_rules(ink: np.ndarray) -> tuple[np.ndarray, int, bool]:
     ]
     if not chosen:
         return ink, 0, False
-    return _bridge(ink, chosen), len(chosen), False
+    cleaned = _bridge(ink, chosen)
+    return (
+        _without_box_sides(cleaned, [p for p, horizontal in chosen if horizontal]),
+        len(chosen),
+        False,
+    )
+
+
+def _without_box_sides(ink: np.ndarray, horizontals: list[np.ndarray]) -> np.ndarray:
+    """The ink without the upright lines left between two removed horizontal rules: the
+    sides and dividers of a box or comb that the straight-line search missed (tilted,
+    wobbly, or with remnants beside them), which would otherwise read as "1"s.
+
+    Such a line is thin for its height, and its top and its bottom each end on a removed
+    rule; a digit written between two rules crosses them or stops short of one.
+    """
+    if len(horizontals) < 2:
+        return ink
+    mask = (ink > INK_LEVEL).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if count <= 1:
+        return ink
+    # Reach past what _bridge cleared around each rule (1 + thickness // 4 pixels).
+    grown = [
+        cv2.dilate(
+            rule.astype(np.uint8),
+            np.ones((2 * (3 + _band_thickness(rule.astype(np.uint8), True) // 4) + 1, 3), np.uint8),
+        ).astype(bool)
+        for rule in horizontals
+    ]
+    drop = np.zeros(count, dtype=bool)
+    for index in range(1, count):
+        x, y, w, h, _ = (int(v) for v in stats[index])
+        if w > BOX_SIDE_SHAPE * h or h < 8:
+            continue
+        own = labels[y : y + h, x : x + w] == index
+        ends = max(2, h // 10)
+        top = {
+            i for i, band in enumerate(grown) if (band[y : y + ends, x : x + w] & own[:ends]).any()
+        }
+        bottom = {
+            i
+            for i, band in enumerate(grown)
+            if (band[y + h - ends : y + h, x : x + w] & own[h - ends :]).any()
+        }
+        drop[index] = bool(top and bottom and top != bottom)
+    if not drop.any() or drop[1:].all():
+        return ink  # nothing else left: the upright line is the writing (a "1" in a box)
+    return np.where(drop[labels], 0.0, ink).astype(ink.dtype)
 
 
 def _drop_specks(mask: np.ndarray) -> np.ndarray:

@@ -77,6 +77,38 @@ def test_a_one_inside_a_box_is_kept_when_only_straight_lines_are_there() -> None
     assert 70 <= x0 and x1 <= 90 and 35 <= y0 and y1 <= 125
 
 
+def test_a_one_in_a_comb_is_kept_apart_from_the_combs_dividers() -> None:
+    # A comb (a box divided into cells, as on forms) with a straight "1" in one cell: the
+    # dividers join the box and go with it; the "1" touches nothing and is the writing.
+    grey = page(200, 120)
+    grey[10:18, 5:195] = grey[100:108, 5:195] = 0.1
+    for x in (10, 70, 130, 185):
+        grey[10:108, x : x + 8] = 0.1
+    grey[35:85, 96:103] = 0.1
+    layout = layout_of(grey)
+    assert not layout.only_rules
+    assert len(layout.glyphs) == 1
+    x0, y0, x1, y1 = layout.glyphs[0].box
+    assert 90 <= x0 and x1 <= 110 and 30 <= y0 and y1 <= 90
+
+
+def test_tilted_box_sides_left_between_removed_rules_are_dropped() -> None:
+    # Ruled lines across the page are removed; the upright sides of a box drawn between
+    # them lean too far to be straight runs. Left alone they would read as "1 3 1".
+    grey = page(220, 160)
+    grey[20:26, :] = grey[130:136, :] = 0.15
+    sides = Image.new("L", (220, 160), 0)
+    draw = ImageDraw.Draw(sides)
+    draw.line((25, 23, 37, 133), fill=255, width=5)
+    draw.line((185, 23, 197, 133), fill=255, width=5)
+    grey = np.minimum(grey, 1 - 0.85 * np.asarray(sides, np.float32) / 255)
+    ink_digit(grey, 3, 75, 40, 75)
+    layout = layout_of(grey)
+    assert len(layout.glyphs) == 1
+    x0, y0, x1, y1 = layout.glyphs[0].box
+    assert x0 > 60 and x1 < 165
+
+
 @pytest.mark.parametrize("rule_tone", [0.3, 0.55])
 def test_ruled_lines_crossing_a_digit_are_removed_and_the_strokes_bridged(rule_tone: float) -> None:
     grey = page(200, 160)
