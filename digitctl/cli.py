@@ -738,6 +738,48 @@ def _finetune_table(result: Any) -> Any:
     return ui.table("Fine-tuning", ["", ""], rows)
 
 
+# Top-level options that take a value (the word after them is not a command's name).
+_VALUED_OPTIONS = frozenset({"--config", "--workspace", "--cache-dir"})
+
+
+def _invoked_command(argv: list[str]) -> str | None:
+    """The name of the command ``argv`` runs, read past the top-level options."""
+    words = iter(argv)
+    for word in words:
+        if word in _VALUED_OPTIONS:
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def _app_for(argv: list[str]) -> typer.Typer:
+    """The app, with only the invoked command when it is a plain one.
+
+    Typer builds the Click command of every registered command on each start (~35 ms
+    here, most of ``predict``'s budget beyond importing NumPy and OpenCV); one command
+    behaves the same alone, with the same top-level options. A group (``feedback``), a
+    name no command has, or no command at all gets the whole app, so that help and
+    "No such command" read as always.
+    """
+    name = _invoked_command(argv)
+    chosen = [
+        command
+        for command in app.registered_commands
+        if (command.name or command.callback.__name__.replace("_", "-")) == name
+    ]
+    if len(chosen) != 1:
+        return app
+    import copy
+
+    alone = copy.copy(app)  # the same settings and top-level callback; lists replaced
+    alone.registered_commands = chosen
+    alone.registered_groups = []
+    return alone
+
+
 def main() -> None:
     """Console-script entry point."""
-    app()
+    import sys
+
+    _app_for(sys.argv[1:])()

@@ -10,26 +10,31 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-
 if TYPE_CHECKING:
+    from rich.console import Console
     from rich.progress import Progress
+    from rich.table import Table
+    from rich.text import Text
 
 # Created on first use so that importing digitctl has no side effects.
 _consoles: dict[str, Console] = {}
 
 
+# Rich is imported on first use, not with this module: it costs ~45 ms of start-up, and a
+# `predict --json` that prints no message, table or bar needs none of it.
 def err_console() -> Console:
     if "err" not in _consoles:
-        _consoles["err"] = Console(stderr=True, highlight=False)
+        from rich.console import Console
+
+        _consoles["err"] = Console(stderr=True, highlight=False, emoji=False)
     return _consoles["err"]
 
 
 def out_console() -> Console:
     if "out" not in _consoles:
-        _consoles["out"] = Console(highlight=False)
+        from rich.console import Console
+
+        _consoles["out"] = Console(highlight=False, emoji=False)
     return _consoles["out"]
 
 
@@ -111,6 +116,8 @@ def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any
 
     Pass a ``rich.text.Text`` cell for styled content.
     """
+    from rich.table import Table
+
     result = Table(title=title, title_justify="left")
     for column in columns:
         result.add_column(column)
@@ -120,6 +127,8 @@ def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any
 
 
 def _cell(value: Any) -> Text:
+    from rich.text import Text
+
     if isinstance(value, Text):
         return value
     return Text("" if value is None else str(value))

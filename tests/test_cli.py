@@ -81,3 +81,59 @@ def test_import_digitctl_is_light_and_exposes_the_python_api() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert output.strip() == "[] ['digitctl.api', 'digitctl.api', 'digitctl.api', 'digitctl.api']"
+
+
+@pytest.mark.parametrize(
+    ("argv", "command"),
+    [
+        (["predict", "a.png", "--json"], "predict"),
+        (["--workspace", "predict", "--debug", "train", "--epochs", "1"], "train"),
+        (["--config=x.toml", "config", "--json"], "config"),
+    ],
+)
+def test_one_command_is_built_alone(argv: list[str], command: str) -> None:
+    from digitctl.cli import _app_for
+
+    alone = _app_for(argv)
+    names = [c.name or c.callback.__name__ for c in alone.registered_commands]
+    assert len(names) == 1 and names[0].startswith(command)
+    assert alone.registered_callback is app.registered_callback
+    assert len(app.registered_commands) > 1  # the app itself is untouched
+
+
+@pytest.mark.parametrize("argv", [[], ["--help"], ["feedback", "list"], ["nosuch"]])
+def test_groups_help_and_unknown_names_get_the_whole_app(argv: list[str]) -> None:
+    from digitctl.cli import _app_for
+
+    assert _app_for(argv) is app
+
+
+def test_a_command_alone_keeps_the_top_level_options(tmp_path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "digitctl", "--workspace", str(tmp_path), "config", "--json"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert str(tmp_path) in result.stdout
+
+
+def test_predict_json_imports_no_rich(tmp_path) -> None:
+    # Rich costs ~45 ms of the cold start; a --json answer with no message needs none of it.
+    import numpy as np
+    from PIL import Image
+
+    image = np.full((60, 60), 240, np.uint8)
+    image[10:50, 27:33] = 20
+    Image.fromarray(image).save(tmp_path / "one.png")
+    code = (
+        "import sys\n"
+        f"sys.argv = ['digitctl', 'predict', {str(tmp_path / 'one.png')!r}, '--json']\n"
+        "from digitctl.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'rich'))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    lines = result.stdout.strip().splitlines()
+    assert '"label": 1' in lines[0], result.stderr
+    assert lines[-1] == "[]"
