@@ -31,6 +31,7 @@ POLARITY_MARGIN = 2.0
 FLAT_PAPER_BELOW = 64  # inputs smaller than this are treated as evenly lit
 # A small crop whose darker side holds 50% ± this of the pixels has an unclear polarity.
 FLAT_AMBIGUOUS = 0.2
+SHADED_FLOOR = 0.35  # share of the ink contrast below which shading is left out
 TINY_SCAN_NOISE = 0.02  # the noise assumed when a small crop's measured noise hides all ink
 
 
@@ -109,8 +110,21 @@ def _robust_noise(signal: np.ndarray) -> float:
     return 1.4826 * _quantile(-below, 0.5) if below.size > 8 else 0.0
 
 
+def _pixel_noise(grey: np.ndarray) -> float:
+    """Noise from differences between neighbouring pixels: blind to shading, however
+    uneven, that the paper estimate did not follow."""
+    step = max(1, int(np.ceil(np.sqrt(grey.size / 20_000))))
+    rows = grey[::step]
+    differences = np.abs(rows[:, 1:] - rows[:, :-1]).ravel()
+    return 1.4826 * _quantile(differences, 0.5) / np.sqrt(2) if differences.size else 0.0
+
+
 def _bright_ink(
-    signal: np.ndarray, dark_ink: bool, scale: float, most_noise: float = 1.0
+    signal: np.ndarray,
+    dark_ink: bool,
+    scale: float,
+    most_noise: float = 1.0,
+    floor_share: float = INK_FLOOR,
 ) -> InkMap | None:
     """The ink map of a paper-subtracted signal whose ink is positive, or None if none."""
     sample = _sample(signal)
@@ -121,7 +135,7 @@ def _bright_ink(
     level = _quantile(candidates, 0.9)
     if level < MIN_CONTRAST:
         return None
-    floor = max(3 * noise, INK_FLOOR * level)
+    floor = max(3 * noise, floor_share * level)
     span = max(level - floor, 1e-3)
     ink = np.clip((signal - floor) * np.float32(1 / span), 0.0, 1.0)
     return InkMap(ink=ink, contrast=level, dark_ink=dark_ink, scale=scale)
@@ -155,6 +169,15 @@ def ink_maps(grey: np.ndarray) -> list[InkMap]:
             # The paper estimate can swallow a huge digit; fall back on flat paper.
             flat = dict(_flat_signals(grey)[0])
             found = _bright_ink(flat[dark], dark, scale)
+            if found is None:
+                # Shading the smooth paper fit cannot follow (a photo's stripes of shadow)
+                # measures as noise and hides the ink: measure the noise between
+                # neighbouring pixels instead, and leave the shading below a higher floor.
+                found = _bright_ink(
+                    signal, dark, scale, most_noise=_pixel_noise(grey), floor_share=SHADED_FLOOR
+                )
+                if found is not None and found.contrast < 2 * MIN_CONTRAST:
+                    found = None  # faint texture, not ink
         elif found is None and small:
             # A tiny scan with a few grey levels: the "noise" measured on the paper side is
             # the digit's own edge levels, which would hide it. Trust the levels instead.

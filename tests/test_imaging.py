@@ -294,3 +294,21 @@ def test_small_digit_under_strong_light_gradient(seven: np.ndarray, reference: n
     grey = light * (1 - 0.55 * shape)
     view = to_mnist(Image.fromarray((grey * 255).astype(np.uint8), "L"))
     assert similarity(view, reference) > 0.85
+
+
+def test_shading_the_paper_fit_missed_does_not_hide_the_ink() -> None:
+    # When the paper estimate misses shading (bands of shadow, a heavy digit in a thick
+    # box pulling the fit), the leftover spreads the paper side wide: as "noise" it hid
+    # every stroke. Measured between neighbouring pixels, the noise is the pixels' own.
+    from digitctl.inkmap import SHADED_FLOOR, _bright_ink, _pixel_noise
+
+    rng = np.random.default_rng(0)
+    cells = rng.uniform(-0.25, 0.1, (5, 5)).astype(np.float32)
+    signal = np.asarray(Image.fromarray(cells, "F").resize((200, 200), Image.Resampling.BILINEAR))
+    signal = signal + rng.normal(0, 0.005, signal.shape).astype(np.float32)
+    signal[60:140, 90:110] = 0.5  # a stroke, darker than the paper by 0.5
+    assert _bright_ink(signal, True, 1.0) is None
+    found = _bright_ink(signal, True, 1.0, _pixel_noise(signal), SHADED_FLOOR)
+    assert found is not None
+    ink = found.ink > 0.3
+    assert ink[60:140, 90:110].mean() > 0.95 and ink.sum() < 1.2 * 80 * 20
