@@ -44,6 +44,7 @@ MAX_GLYPHS = 64  # more candidate glyphs than this: texture, not writing
 MAX_RUN = 3  # at most this many neighbouring pieces are tried as one digit
 MERGED_UP_TO_ASPECT = 1.2  # joined pieces must look like one digit: not much wider than tall
 FRAGMENT_HEIGHT = 0.8  # a piece shorter than this share of its tallest neighbour
+STACKED_PIECES = 1.3  # ... or pieces that together stand this many times the tallest's height
 FLOOR = 1e-6
 NEIGHBOURS_REJECT_ABOVE = 0.9  # the not-a-digit threshold for a glyph among digits
 
@@ -237,10 +238,14 @@ def _candidate_cuts(ink: np.ndarray) -> list[int]:
 
 def _fragments(atoms: list[Glyph]) -> bool:
     """Whether neighbours may be pieces of one digit: all but the tallest are clearly
-    shorter than it (two whole digits side by side are not joined, however the model
-    would read the squeezed pair)."""
+    shorter than it, or together they stand clearly taller than any of them (a 5 drawn
+    as flag, stem and bowl, pieces of about one height). Two whole digits side by side
+    are neither, and are not joined, however the model would read the squeezed pair."""
     tallest = max(a.height for a in atoms)
-    return sum(a.height >= FRAGMENT_HEIGHT * tallest for a in atoms) <= 1
+    if sum(a.height >= FRAGMENT_HEIGHT * tallest for a in atoms) <= 1:
+        return True
+    top, bottom = min(a.box[1] for a in atoms), max(a.box[3] for a in atoms)
+    return bottom - top >= STACKED_PIECES * tallest
 
 
 def _draft_glyph(

@@ -215,3 +215,17 @@ def test_an_atom_with_no_reading_does_not_end_the_line() -> None:
     line = reading._LineDraft(atoms=3, runs={(0, 1): whole(0, 0), (2, 1): whole(1, 40)})
     _, choices = reading._read_line(line, _rows([0.01] * 11, 4)[1:].repeat(2, axis=0))
     assert [c.view for c in choices] == [0, 1], "the digit after the dash is read too"
+
+
+def test_pieces_of_one_height_stacked_may_be_one_digit() -> None:
+    # A 5 drawn as flag, stem and bowl: pieces of about one height whose union stands
+    # twice as tall may be one digit; two whole digits side by side may not.
+    from digitctl.layout import Glyph
+
+    def atom(x0: int, y0: int, x1: int, y1: int) -> Glyph:
+        return Glyph(box=(x0, y0, x1, y1), ink=np.ones((y1 - y0, x1 - x0), np.float32))
+
+    flag, stem, bowl = atom(28, 0, 70, 10), atom(3, 5, 19, 29), atom(0, 34, 32, 55)
+    assert reading._fragments([bowl, stem, flag])
+    assert reading._fragments([bowl, stem])
+    assert not reading._fragments([atom(0, 0, 40, 60), atom(50, 2, 90, 60)])
