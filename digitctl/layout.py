@@ -37,6 +37,9 @@ UNDERLINE_FLATNESS = 0.25  # an underline is at most this tall for its width ...
 UNDERLINE_UNDER = 2.5  # ... under a part at least this many times taller
 THIN_FRAME = 0.2  # a box's lines are at most this share of its short side thick
 BOX_SIDE_SHAPE = 0.3  # a box side left over is at most this wide for its height
+# Stacked pieces of one glyph are at most this share of the taller one's height apart: a
+# thin pen's broken 3 or 5 (0.25 before: those read as two lines of writing).
+STACKED_GAP = 0.4
 SPECK_SHARE = 0.03  # components below this share of the largest one's area are specks
 
 
@@ -629,7 +632,7 @@ def _stacked(a: _Part, b: _Part) -> bool:
     gap = max(a.box[1], b.box[1]) - min(a.box[3], b.box[3])
     if gap <= 0.1 * big:  # touching or nearly: a stroke broken across (a thin pen's 0, 6)
         return True
-    return shared >= 0.5 * narrower and gap <= 0.25 * big and small < 0.7 * big
+    return shared >= 0.5 * narrower and gap <= STACKED_GAP * big and small < 0.7 * big
 
 
 def _glyph_groups(parts: list[_Part]) -> list[_Part]:

@@ -190,6 +190,17 @@ def test_stacked_pieces_are_one_glyph_and_lines_are_read_top_to_bottom() -> None
     assert second[0].box[1] > first[0].box[3]
 
 
+def test_a_thin_pens_broken_digit_is_one_glyph() -> None:
+    # A 5 whose thin stroke broke between its top and its bowl: the bowl sits 0.3 of its
+    # height below the top piece, which is no line of writing of its own.
+    grey = page(140, 160)
+    grey[20:25, 40:100] = grey[20:45, 40:45] = 0.1  # the flag and the stem
+    ink_digit(grey, 0, 40, 50, 60, width=6)  # the bowl
+    layout = layout_of(grey)
+    assert len(layout.lines) == 1 and len(layout.glyphs) == 1
+    assert layout.glyphs[0].box[1] <= 21 and layout.glyphs[0].box[3] >= 100
+
+
 @pytest.mark.parametrize("polarity", ["dark", "light"])
 @pytest.mark.parametrize("side", [8, 12, 20, 36])
 def test_tight_and_tiny_crops_are_read_whatever_the_polarity(polarity: str, side: int) -> None:
