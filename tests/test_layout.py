@@ -13,7 +13,8 @@ from PIL import Image, ImageDraw
 from digitctl.errors import NoDigitFound
 from digitctl.imaging import decode_grey
 from digitctl.inkmap import ink_maps
-from digitctl.layout import find_glyphs, remove_rules
+from digitctl.layout import find_glyphs
+from digitctl.rules import remove_rules
 
 
 def page(width: int, height: int) -> np.ndarray:
@@ -149,7 +150,7 @@ def test_a_short_pen_underline_is_removed() -> None:
 
 
 def test_a_rules_thickness_ignores_a_stroke_that_touches_it() -> None:
-    from digitctl.layout import _rule_candidates
+    from digitctl.rules import _rule_candidates
 
     mask = np.zeros((120, 160), np.uint8)
     mask[100:104, :] = 1  # a 4 px rule across

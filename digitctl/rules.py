@@ -1,0 +1,454 @@
+"""Ink map → the ink without paper furniture: ruled and grid lines, box edges, underlines.
+
+The first step of the layout stage (:mod:`digitctl.layout`). Long straight runs
+(morphological opening with long thin kernels, the forms-processing classic) are
+candidate lines. A candidate that reaches past the rest of the ink on both ends, or that
+closes a box around it, is a rule; a shorter one (a 7's bar, a 2's base) is kept. When
+nothing but lines is there, a frame's lines go and a straight stroke inside stays (a "1"
+in a box or a comb's cell). The strokes a removed rule crossed are bridged again (a
+closing across the rule's band), and the upright sides of a box left between two removed
+rules are dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+INK_LEVEL = 0.3  # ink-map value above which a pixel is a stroke
+RULE_LEVEL = 0.25  # rules are looked for lower: grey or blue printed lines are fainter
+RULE_SPAN = 0.45  # a rule candidate spans at least this share of the image side
+RULE_REACH = 0.1  # ... and reaches past the other ink by this share of its extent
+MAX_RULE_THICKNESS = 0.2  # rules are thin: at most this share of the image's short side
+OTHER_INK_SHARE = 0.25  # less ink than this share of the longest line's is no digit beside it
+OTHER_INK_TALL = 0.3  # ... unless a piece of it is this share of the image's height tall
+THIN_FRAME = 0.2  # a box's lines are at most this share of its short side thick
+BOX_SIDE_SHAPE = 0.3  # a box side left over is at most this wide for its height
+SPECK_SHARE = 0.03  # components below this share of the largest one's area are specks
+
+
+def _runs(mask: np.ndarray, length: int, horizontal: bool) -> np.ndarray:
+    """Pixels on straight runs of at least ``length``, tolerating a slight slant.
+
+    The mask is first thickened across the run direction so a line tilted by a degree or
+    two still forms long runs; the result is intersected with the original mask.
+    """
+    # A tilt of up to ~2 degrees: thicken by length/25 across the run direction.
+    thickness = max(3, length // 25) | 1
+    across = (thickness, 1) if horizontal else (1, thickness)  # (rows, columns)
+    along = (1, length) if horizontal else (length, 1)
+    thick = cv2.dilate(mask, np.ones(across, np.uint8))
+    opened = cv2.morphologyEx(thick, cv2.MORPH_OPEN, np.ones(along, np.uint8))
+    return opened & mask
+
+
+def _may_hold_rules(mask: np.ndarray, horizontal: bool, length: int) -> bool:
+    """A cheap test first, at a quarter of the size: does any long straight run survive?
+    Most photos of a digit have none and skip the full-size search."""
+    h, w = mask.shape
+    if min(h, w) < 64:
+        return True
+    small = cv2.resize(mask * 255, (w // 4, h // 4), interpolation=cv2.INTER_AREA)
+    return bool(_runs((small > 0).astype(np.uint8), max(4, length // 4), horizontal).any())
+
+
+def _rule_candidates(mask: np.ndarray, horizontal: bool) -> list[tuple[np.ndarray, tuple, float]]:
+    """Straight, thin, long components of one orientation: (pixels, box, thickness)."""
+    h, w = mask.shape
+    side = w if horizontal else h
+    length = max(8, int(side * RULE_SPAN))
+    if not _may_hold_rules(mask, horizontal, length):
+        return []
+    runs = _runs(mask, length, horizontal)
+    if not runs.any():
+        return []
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
+    found = []
+    thickest = max(2, int(min(h, w) * MAX_RULE_THICKNESS))
+    for index in range(1, count):
+        x, y, bw, bh, area = (int(v) for v in stats[index])
+        extent = bw if horizontal else bh
+        if extent < length:
+            continue
+        pixels = labels == index
+        # The median across the run, not area / length: where a stroke touches the line,
+        # its pixels join the run and would make the line look thick.
+        thickness = float(_band_thickness(pixels[y : y + bh, x : x + bw], horizontal))
+        if thickness <= thickest:
+            found.append((pixels, (x, y, x + bw, y + bh), thickness))
+    return found
+
+
+def _reaches_past(box: tuple, other: tuple | None, horizontal: bool, thickness: float) -> bool:
+    """Whether a candidate extends well beyond the other ink at both of its ends.
+
+    "Well": by a tenth of the other ink's extent and twice the line's own thickness, so
+    a 7's bar or a 2's base, which end where the digit's other strokes end, stay.
+    """
+    if other is None:
+        return True
+    if horizontal:
+        reach = max(3.0, RULE_REACH * (other[2] - other[0]), 2 * thickness)
+        return box[0] <= other[0] - reach and box[2] >= other[2] + reach
+    reach = max(3.0, RULE_REACH * (other[3] - other[1]), 2 * thickness)
+    return box[1] <= other[1] - reach and box[3] >= other[3] + reach
+
+
+def _extent(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    points = cv2.findNonZero(mask)
+    if points is None:
+        return None
+    x, y, w, h = cv2.boundingRect(points)
+    return (x, y, x + w, y + h)
+
+
+@dataclass
+class _Candidate:
+    pixels: np.ndarray  # bool mask
+    box: tuple[int, int, int, int]
+    thickness: float
+    horizontal: bool
+
+
+def _box_sides(candidates: list[_Candidate], other: tuple) -> set[int]:
+    """Indices of the candidates that are the outer edges of a box around ``other``.
+
+    A box shows at least three of its sides outside the other ink (the crop may cut the
+    fourth), or two opposite sides that both reach past the ink along their length.
+    """
+    sides: dict[str, list[int]] = {"top": [], "bottom": [], "left": [], "right": []}
+    for i, c in enumerate(candidates):
+        if c.horizontal:
+            if c.box[3] <= other[1] + c.thickness:
+                sides["top"].append(i)
+            elif c.box[1] >= other[3] - c.thickness:
+                sides["bottom"].append(i)
+        else:
+            if c.box[2] <= other[0] + c.thickness:
+                sides["left"].append(i)
+            elif c.box[0] >= other[2] - c.thickness:
+                sides["right"].append(i)
+    present = [name for name, found in sides.items() if found]
+    if len(present) >= 3:
+        return {i for found in sides.values() for i in found}
+    for first, second, horizontal in (("top", "bottom", True), ("left", "right", False)):
+        pair = sides[first] + sides[second]
+        if (
+            sides[first]
+            and sides[second]
+            and all(_longer_than(candidates[i], other, horizontal) for i in pair)
+        ):
+            return set(pair)
+    return set()
+
+
+def _rectangle(candidates: list[_Candidate], mask: np.ndarray) -> set[int]:
+    """Indices of the lines that draw a box: two horizontal and two vertical lines whose
+    ends meet at four corners, with the lines between them that join both long sides (a
+    comb's dividers), around ink of its own. Found from the lines alone, for when nothing
+    but lines is there and the frame's sides lie inside the lines' extent (a comb's cells
+    have the comb's long lines beyond them), which :func:`_inside_frame` does not see."""
+    horizontal = [i for i, c in enumerate(candidates) if c.horizontal]
+    vertical = [i for i, c in enumerate(candidates) if not c.horizontal]
+    if len(horizontal) < 2 or len(vertical) < 2:
+        return set()
+
+    def near(a: float, b: float, c: _Candidate, d: _Candidate) -> bool:
+        return abs(a - b) <= max(3.0, 2 * max(c.thickness, d.thickness))
+
+    for top in horizontal:
+        for bottom in horizontal:
+            t, b = candidates[top], candidates[bottom]
+            if b.box[1] <= t.box[3]:
+                continue
+            sides = []
+            for v in vertical:
+                c = candidates[v]
+                # Spans from the top line to the bottom one, within the width both cover.
+                if (
+                    near(c.box[1], t.box[1], c, t)
+                    and near(c.box[3], b.box[3], c, b)
+                    and c.box[0] >= max(t.box[0], b.box[0]) - 2 * c.thickness
+                    and c.box[2] <= min(t.box[2], b.box[2]) + 2 * c.thickness
+                ):
+                    sides.append(v)
+            if len(sides) < 2:
+                continue
+            left = min(sides, key=lambda v: candidates[v].box[0])
+            right = max(sides, key=lambda v: candidates[v].box[2])
+            width = candidates[right].box[2] - candidates[left].box[0]
+            height = b.box[3] - t.box[1]
+            if width < 0.5 * height:
+                continue  # two strokes close together, not the sides of a box
+            thickest = max(candidates[i].thickness for i in (top, bottom, left, right))
+            if thickest > THIN_FRAME * min(width, height):
+                continue  # strokes as thick as a digit's for their length: a "0", not a box
+            inset = int(thickest) + 2
+            x0, x1 = candidates[left].box[0] + inset, candidates[right].box[2] - inset
+            y0, y1 = t.box[1] + inset, b.box[3] - inset
+            if x1 <= x0 or y1 <= y0 or not _holds_apart(mask, (x0, y0, x1, y1), [t, b]):
+                continue  # nothing inside apart from the lines: a "0" drawn straight
+            edges = _union([t, b])
+            dividers = {v for v in sides if _touches(candidates[v], edges)}
+            if left in dividers and right in dividers:
+                return {top, bottom} | dividers
+    return set()
+
+
+def _holds_apart(
+    mask: np.ndarray, inner: tuple[int, int, int, int], lines: list[_Candidate]
+) -> bool:
+    """Whether ``inner`` holds ink of its own that is not joined to ``lines``."""
+    x0, y0, x1, y1 = inner
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    joined = set(np.unique(labels[_union(lines)]).tolist())
+    least = max(4, 0.01 * (x1 - x0) * (y1 - y0))
+    for index in range(1, count):
+        x, y, w, h, area = (int(v) for v in stats[index])
+        if index in joined or area < least:
+            continue
+        if x >= x0 - 2 and y >= y0 - 2 and x + w <= x1 + 2 and y + h <= y1 + 2:
+            return True
+    return False
+
+
+def _longer_than(c: _Candidate, other: tuple, horizontal: bool) -> bool:
+    """Whether a side spans past the other ink at one end at least (a box's sides do)."""
+    lo, hi = (0, 2) if horizontal else (1, 3)
+    reach = max(2.0, 0.08 * (other[hi] - other[lo]))
+    return c.box[lo] <= other[lo] - reach or c.box[hi] >= other[hi] + reach
+
+
+def _touches(c: _Candidate, rest: np.ndarray) -> bool:
+    grown = cv2.dilate(c.pixels.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    return bool((grown & rest.astype(bool)).any())
+
+
+def _is_rule(
+    c: _Candidate, other: tuple, rest: np.ndarray, shape: tuple[int, int], boxed: bool
+) -> bool:
+    """Whether one straight candidate is paper furniture rather than a stroke of a digit."""
+    h, w = shape
+    if boxed or _reaches_past(c.box, other, c.horizontal, c.thickness):
+        return True
+    edge = 0.03 * (h if c.horizontal else w)
+    if c.horizontal:
+        at_border = c.box[1] <= edge or c.box[3] >= h - edge
+        beside = c.box[1] >= other[3] or c.box[3] <= other[1]  # an underline or overline
+        long_enough = (c.box[2] - c.box[0]) >= 0.6 * (other[2] - other[0])
+    else:
+        at_border = c.box[0] <= edge or c.box[2] >= w - edge
+        beside = False  # a vertical stroke beside a digit may well be a "1"
+        long_enough = (c.box[3] - c.box[1]) >= 0.7 * h
+    if (at_border and long_enough) or (beside and long_enough):
+        return not _touches(c, rest)
+    return False
+
+
+def _could_be_strokes(candidates: list[_Candidate], shape: tuple[int, int]) -> bool:
+    """Lines alone that may still be writing ("1", "11", a 7's bar and stem, a 4 of three
+    straight strokes), rather than paper furniture: a frame (lines on at least three of the
+    four sides of the lines' extent, as a box has) or two or more rules across the page."""
+    h, w = shape
+
+    def spans_page(c: _Candidate) -> bool:
+        if c.horizontal:
+            return c.box[2] - c.box[0] >= 0.9 * w
+        return c.box[3] - c.box[1] >= 0.9 * h
+
+    across = [c for c in candidates if spans_page(c)]
+    if len(across) >= 2 and len({c.horizontal for c in across}) == 1:
+        return False  # ruled paper, or the columns of a grid
+    return len(_frame_sides(candidates)) < 3
+
+
+def _frame_sides(candidates: list[_Candidate]) -> dict[str, list[int]]:
+    """The candidates on each side of the lines' common extent (a box's edges), by side."""
+    x0 = min(c.box[0] for c in candidates)
+    y0 = min(c.box[1] for c in candidates)
+    x1 = max(c.box[2] for c in candidates)
+    y1 = max(c.box[3] for c in candidates)
+    near_x, near_y = 0.1 * (x1 - x0) + 2, 0.1 * (y1 - y0) + 2
+    sides: dict[str, list[int]] = {}
+    for i, c in enumerate(candidates):
+        if c.horizontal and c.box[1] <= y0 + near_y:
+            sides.setdefault("top", []).append(i)
+        elif c.horizontal and c.box[3] >= y1 - near_y:
+            sides.setdefault("bottom", []).append(i)
+        elif not c.horizontal and c.box[0] <= x0 + near_x:
+            sides.setdefault("left", []).append(i)
+        elif not c.horizontal and c.box[2] >= x1 - near_x:
+            sides.setdefault("right", []).append(i)
+    return sides
+
+
+def _inside_frame(candidates: list[_Candidate]) -> list[_Candidate] | None:
+    """The frame's lines, when lines alone hold strokes inside a frame (a "1" in a box):
+    a frame on at least three sides and, apart from it, straight strokes that touch none
+    of its lines and are shorter than the frame side parallel to them. None otherwise."""
+    sides = _frame_sides(candidates)
+    if len(sides) < 3:
+        return None
+    frame = [c for found in sides.values() for c in (candidates[i] for i in found)]
+    inner = [c for c in candidates if not any(c is f for f in frame)]
+    edges = _union(frame)
+    # Lines joining the frame are its dividers (a comb); the strokes are the others.
+    dividers = [c for c in inner if _touches(c, edges)]
+    strokes = [c for c in inner if not any(c is d for d in dividers)]
+    return frame + dividers if strokes else None
+
+
+def _union(candidates: list[_Candidate]) -> np.ndarray:
+    union = np.zeros(candidates[0].pixels.shape, dtype=bool)
+    for c in candidates:
+        union |= c.pixels
+    return union
+
+
+def _rest(mask: np.ndarray, candidates: list[_Candidate]) -> np.ndarray:
+    """The ink that is not on the candidates, without the specks the lines left behind
+    (anti-aliasing)."""
+    return _drop_specks((mask & ~_union(candidates)).astype(np.uint8))
+
+
+def _tall(rest: np.ndarray) -> bool:
+    """Whether a piece of ``rest`` stands at least OTHER_INK_TALL of the image high: a
+    digit beside thick long lines, whatever its share of their ink (crumbs are short)."""
+    count, _, stats, _ = cv2.connectedComponentsWithStats(rest, connectivity=8)
+    return count > 1 and int(stats[1:, cv2.CC_STAT_HEIGHT].max()) >= OTHER_INK_TALL * rest.shape[0]
+
+
+def remove_rules(ink: np.ndarray) -> tuple[np.ndarray, int, bool]:
+    """The ink with ruled lines, grid lines, box edges and underlines taken out.
+
+    Returns (cleaned ink, rules removed, whether nothing but rules was there).
+    """
+    faint = (ink > RULE_LEVEL).astype(np.uint8)
+    candidates = [_Candidate(m, b, t, True) for m, b, t in _rule_candidates(faint, True)]
+    candidates += [_Candidate(m, b, t, False) for m, b, t in _rule_candidates(faint, False)]
+    if not candidates:
+        return ink, 0, False
+    mask = (ink > INK_LEVEL).astype(np.uint8)
+    rest = _rest(mask, candidates)
+    largest = max(int(c.pixels.sum()) for c in candidates)
+    # Crumbs beside a lone stroke (a "1"'s serif, its anti-aliased rim) are not "other ink".
+    substantial = int(rest.sum()) >= OTHER_INK_SHARE * largest or _tall(rest)
+    other = _extent(rest) if substantial else None
+    if other is None:
+        # Nothing but straight lines. Strokes that could be digits ("1", "11", a 7's bar)
+        # go to the classifier; a box, a grid or ruled lines across the page are no digit,
+        # but a straight stroke inside a box is (the box goes, the "1" stays).
+        frame = _inside_frame(candidates)
+        if frame is None:
+            box = _rectangle(candidates, mask)  # a comb's box, its dividers inside
+            if box and len(box) < len(candidates):
+                frame = [candidates[i] for i in sorted(box)]
+        if frame is not None:
+            candidates = frame
+            rest = _rest(mask, candidates)
+            other = _extent(rest)
+        elif _could_be_strokes(candidates, mask.shape):
+            return ink, 0, False
+        else:
+            return np.zeros_like(ink), len(candidates), True
+    if other is None:
+        return np.zeros_like(ink), len(candidates), True
+    box_sides = _box_sides(candidates, other)
+    chosen = [
+        (c.pixels, c.horizontal)
+        for i, c in enumerate(candidates)
+        if _is_rule(c, other, rest, mask.shape, i in box_sides)
+    ]
+    if not chosen:
+        return ink, 0, False
+    cleaned = _bridge(ink, chosen)
+    return (
+        _without_box_sides(cleaned, [p for p, horizontal in chosen if horizontal]),
+        len(chosen),
+        False,
+    )
+
+
+def _without_box_sides(ink: np.ndarray, horizontals: list[np.ndarray]) -> np.ndarray:
+    """The ink without the upright lines left between two removed horizontal rules: the
+    sides and dividers of a box or comb that the straight-line search missed (tilted,
+    wobbly, or with remnants beside them), which would otherwise read as "1"s.
+
+    Such a line is thin for its height, and its top and its bottom each end on a removed
+    rule; a digit written between two rules crosses them or stops short of one.
+    """
+    if len(horizontals) < 2:
+        return ink
+    mask = (ink > INK_LEVEL).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if count <= 1:
+        return ink
+    # Reach past what _bridge cleared around each rule (1 + thickness // 4 pixels).
+    grown = [
+        cv2.dilate(
+            rule.astype(np.uint8),
+            np.ones((2 * (3 + _band_thickness(rule.astype(np.uint8), True) // 4) + 1, 3), np.uint8),
+        ).astype(bool)
+        for rule in horizontals
+    ]
+    drop = np.zeros(count, dtype=bool)
+    for index in range(1, count):
+        x, y, w, h, _ = (int(v) for v in stats[index])
+        if w > BOX_SIDE_SHAPE * h or h < 8:
+            continue
+        own = labels[y : y + h, x : x + w] == index
+        ends = max(2, h // 10)
+        top = {
+            i for i, band in enumerate(grown) if (band[y : y + ends, x : x + w] & own[:ends]).any()
+        }
+        bottom = {
+            i
+            for i, band in enumerate(grown)
+            if (band[y + h - ends : y + h, x : x + w] & own[h - ends :]).any()
+        }
+        drop[index] = bool(top and bottom and top != bottom)
+    if not drop.any() or drop[1:].all():
+        return ink  # nothing else left: the upright line is the writing (a "1" in a box)
+    return np.where(drop[labels], 0.0, ink).astype(ink.dtype)
+
+
+def _drop_specks(mask: np.ndarray) -> np.ndarray:
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if count <= 1:
+        return mask
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    keep = np.zeros(count, dtype=bool)
+    keep[1:] = areas >= max(4, SPECK_SHARE * 2 * areas.max())
+    return keep[labels].astype(np.uint8)
+
+
+def _bridge(ink: np.ndarray, rules: list[tuple[np.ndarray, bool]]) -> np.ndarray:
+    """Erase the rules and repair the strokes they crossed.
+
+    Each rule's band (a little wider than the rule, for its anti-aliased edges) is
+    cleared, then refilled where a closing across the band finds stroke ink on both
+    sides: a stroke cut by a removed line is joined again, the line itself is not.
+    """
+    cleaned = ink.copy()
+    for pixels, horizontal in rules:
+        band = pixels.astype(np.uint8)
+        thickness = _band_thickness(band, horizontal)
+        grow = np.ones((3, 1) if horizontal else (1, 3), np.uint8)
+        band = cv2.dilate(band, grow, iterations=1 + thickness // 4).astype(bool)
+        cleaned[band] = 0.0
+        span = thickness + 4 + thickness // 2
+        kernel = np.ones((span, 1) if horizontal else (1, span), np.uint8)
+        closed = cv2.morphologyEx(cleaned, cv2.MORPH_CLOSE, kernel)
+        cleaned[band] = closed[band]
+    return cleaned
+
+
+def _band_thickness(band: np.ndarray, horizontal: bool) -> int:
+    """Median thickness of a rule across its direction, in pixels."""
+    per_position = band.sum(axis=0 if horizontal else 1)
+    present = per_position[per_position > 0]
+    if present.size == 0:
+        return 1
+    return max(1, int(np.median(present)))
