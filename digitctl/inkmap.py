@@ -92,9 +92,14 @@ def _median(values: np.ndarray) -> float:
     return float((part[middle - 1] + part[middle]) / 2)
 
 
+def _stride(array: np.ndarray, most: int = 20_000) -> int:
+    """The step, both ways, that leaves at most about ``most`` pixels of ``array``."""
+    return max(1, int(np.ceil(np.sqrt(array.size / most))))
+
+
 def _sample(array: np.ndarray, most: int = 20_000) -> np.ndarray:
     """An evenly strided subset for statistics."""
-    step = int(np.ceil(np.sqrt(array.size / most)))
+    step = _stride(array, most)
     return (array[::step, ::step] if step > 1 else array).ravel()
 
 
@@ -113,8 +118,7 @@ def _robust_noise(signal: np.ndarray) -> float:
 def _pixel_noise(grey: np.ndarray) -> float:
     """Noise from differences between neighbouring pixels: blind to shading, however
     uneven, that the paper estimate did not follow."""
-    step = max(1, int(np.ceil(np.sqrt(grey.size / 20_000))))
-    rows = grey[::step]
+    rows = grey[:: _stride(grey)]
     differences = np.abs(rows[:, 1:] - rows[:, :-1]).ravel()
     return 1.4826 * _quantile(differences, 0.5) / np.sqrt(2) if differences.size else 0.0
 

@@ -155,6 +155,9 @@ def _rectangle(candidates: list[_Candidate], mask: np.ndarray) -> set[int]:
     if len(horizontal) < 2 or len(vertical) < 2:
         return set()
 
+    # The mask's components, labelled once for every pair of long sides tried.
+    components = cv2.connectedComponentsWithStats(mask, connectivity=8)
+
     def near(a: float, b: float, c: _Candidate, d: _Candidate) -> bool:
         return abs(a - b) <= max(3.0, 2 * max(c.thickness, d.thickness))
 
@@ -188,7 +191,7 @@ def _rectangle(candidates: list[_Candidate], mask: np.ndarray) -> set[int]:
             inset = int(thickest) + 2
             x0, x1 = candidates[left].box[0] + inset, candidates[right].box[2] - inset
             y0, y1 = t.box[1] + inset, b.box[3] - inset
-            if x1 <= x0 or y1 <= y0 or not _holds_apart(mask, (x0, y0, x1, y1), [t, b]):
+            if x1 <= x0 or y1 <= y0 or not _holds_apart(components, (x0, y0, x1, y1), [t, b]):
                 continue  # nothing inside apart from the lines: a "0" drawn straight
             edges = _union([t, b])
             dividers = {v for v in sides if _touches(candidates[v], edges)}
@@ -198,11 +201,12 @@ def _rectangle(candidates: list[_Candidate], mask: np.ndarray) -> set[int]:
 
 
 def _holds_apart(
-    mask: np.ndarray, inner: tuple[int, int, int, int], lines: list[_Candidate]
+    components: tuple, inner: tuple[int, int, int, int], lines: list[_Candidate]
 ) -> bool:
-    """Whether ``inner`` holds ink of its own that is not joined to ``lines``."""
+    """Whether ``inner`` holds ink of its own that is not joined to ``lines``
+    (``components``: the mask's connectedComponentsWithStats)."""
     x0, y0, x1, y1 = inner
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    count, labels, stats, _ = components
     joined = set(np.unique(labels[_union(lines)]).tolist())
     least = max(4, 0.01 * (x1 - x0) * (y1 - y0))
     for index in range(1, count):
