@@ -41,6 +41,14 @@ sys.path.insert(0, str(ROOT))
 SAMPLE = ROOT / "digitctl" / "assets" / "samples" / "seven_canvas.png"
 
 
+def cpu_model() -> str:
+    """The CPU's model name: speeds differ between machines (AMX or not)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from framing_sets import machine_info
+
+    return machine_info()["cpu_model"]
+
+
 def digitctl_command() -> list[str]:
     script = Path(sys.executable).with_name("digitctl")
     return [str(script)] if script.exists() else [sys.executable, "-m", "digitctl"]
@@ -213,6 +221,7 @@ def main() -> None:
         if source.resolve().is_relative_to(ROOT)
         else str(source),
         "cpus": os.cpu_count(),
+        "cpu_model": cpu_model(),
         "load_average_start": load_average(),
         "python": sys.version.split()[0],
         "versions": package_versions(),

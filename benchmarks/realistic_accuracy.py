@@ -29,6 +29,9 @@ from digitctl.errors import ImageError  # noqa: E402
 from digitctl.inference import load_predictor  # noqa: E402
 from tests import realistic_images  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from framing_sets import machine_info  # noqa: E402
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -110,6 +113,7 @@ def main() -> None:
         "backend": predictor.backend,
         "seed": args.seed,
         "results": rows,
+        "machine": machine_info(),  # the CPU model above all: speeds differ between machines
     }
     args.out.write_text(json.dumps(document, indent=2) + "\n")
     print(f"wrote {args.out}", file=sys.stderr)
