@@ -283,18 +283,29 @@ def _mapped(
     than one (and forking is available; ``initializer`` runs first in each), else here."""
     pool = None
     if workers > 1:  # checked first: a one-image run should not pay for importing these
+        import functools
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         if "fork" in multiprocessing.get_all_start_methods():
             pool = ProcessPoolExecutor(
-                workers, mp_context=multiprocessing.get_context("fork"), initializer=initializer
+                workers,
+                mp_context=multiprocessing.get_context("fork"),
+                initializer=functools.partial(_worker_start, initializer),
             )
     try:
         yield pool.map(function, items, chunksize=16) if pool else map(function, items)
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _worker_start(then: Callable[[], None] | None) -> None:
+    from digitctl.process import keep_freed_memory
+
+    keep_freed_memory()  # a worker process is digitctl's own
+    if then is not None:
+        then()
 
 
 def preprocess_workers(count: int) -> int:

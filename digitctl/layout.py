@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from digitctl.rules import INK_LEVEL, SPECK_SHARE, remove_rules
+from digitctl.rules import INK_LEVEL, SPECK_SHARE, label_components, remove_rules
 
 FRAME_MIN_SIDE = 12  # pixels: smaller parts are never frames
 FRAME_HOLDS = 0.8  # a part is inside a frame when this share of its box lies within
@@ -112,7 +112,7 @@ def _overlap(a0: int, a1: int, b0: int, b1: int) -> int:
 
 def _components(ink: np.ndarray) -> tuple[np.ndarray, list[_Part]]:
     mask = (ink > INK_LEVEL).astype(np.uint8)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    count, labels, stats, _ = label_components(mask)
     if count <= 1:
         return labels, []
     areas = stats[1:, cv2.CC_STAT_AREA]

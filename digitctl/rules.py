@@ -29,6 +29,20 @@ BOX_SIDE_SHAPE = 0.3  # a box side left over is at most this wide for its height
 SPECK_SHARE = 0.03  # components below this share of the largest one's area are specks
 
 
+def label_components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """``cv2.connectedComponentsWithStats`` (8-connected): count, labels, stats, centroids.
+
+    16-bit labels where the mask cannot hold 65,535 components (each takes a 2×2 cell at
+    least): OpenCV's 32-bit path with statistics is 2.5× slower on one thread (0.4 against
+    1.0 ms on a 360×360 photo), for the same labels.
+    """
+    h, w = mask.shape[:2]
+    small = ((h + 1) // 2) * ((w + 1) // 2) < 65_535
+    return cv2.connectedComponentsWithStats(
+        mask, connectivity=8, ltype=cv2.CV_16U if small else cv2.CV_32S
+    )
+
+
 def _runs(mask: np.ndarray, length: int, horizontal: bool) -> np.ndarray:
     """Pixels on straight runs of at least ``length``, tolerating a slight slant.
 
@@ -64,7 +78,7 @@ def _rule_candidates(mask: np.ndarray, horizontal: bool) -> list[tuple[np.ndarra
     runs = _runs(mask, length, horizontal)
     if not runs.any():
         return []
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
+    count, labels, stats, _ = label_components(runs)
     found = []
     thickest = max(2, int(min(h, w) * MAX_RULE_THICKNESS))
     for index in range(1, count):
@@ -156,7 +170,7 @@ def _rectangle(candidates: list[_Candidate], mask: np.ndarray) -> set[int]:
         return set()
 
     # The mask's components, labelled once for every pair of long sides tried.
-    components = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    components = label_components(mask)
 
     def near(a: float, b: float, c: _Candidate, d: _Candidate) -> bool:
         return abs(a - b) <= max(3.0, 2 * max(c.thickness, d.thickness))
@@ -204,7 +218,7 @@ def _holds_apart(
     components: tuple, inner: tuple[int, int, int, int], lines: list[_Candidate]
 ) -> bool:
     """Whether ``inner`` holds ink of its own that is not joined to ``lines``
-    (``components``: the mask's connectedComponentsWithStats)."""
+    (``components``: the mask's :func:`label_components`)."""
     x0, y0, x1, y1 = inner
     count, labels, stats, _ = components
     joined = set(np.unique(labels[_union(lines)]).tolist())
@@ -320,7 +334,7 @@ def _rest(mask: np.ndarray, candidates: list[_Candidate]) -> np.ndarray:
 def _tall(rest: np.ndarray) -> bool:
     """Whether a piece of ``rest`` stands at least OTHER_INK_TALL of the image high: a
     digit beside thick long lines, whatever its share of their ink (crumbs are short)."""
-    count, _, stats, _ = cv2.connectedComponentsWithStats(rest, connectivity=8)
+    count, _, stats, _ = label_components(rest)
     return count > 1 and int(stats[1:, cv2.CC_STAT_HEIGHT].max()) >= OTHER_INK_TALL * rest.shape[0]
 
 
@@ -386,7 +400,7 @@ def _without_box_sides(ink: np.ndarray, horizontals: list[np.ndarray]) -> np.nda
     if len(horizontals) < 2:
         return ink
     mask = (ink > INK_LEVEL).astype(np.uint8)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    count, labels, stats, _ = label_components(mask)
     if count <= 1:
         return ink
     # Reach past what _bridge cleared around each rule (1 + thickness // 4 pixels).
@@ -419,7 +433,7 @@ def _without_box_sides(ink: np.ndarray, horizontals: list[np.ndarray]) -> np.nda
 
 
 def _drop_specks(mask: np.ndarray) -> np.ndarray:
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    count, labels, stats, _ = label_components(mask)
     if count <= 1:
         return mask
     areas = stats[1:, cv2.CC_STAT_AREA]

@@ -19,7 +19,7 @@ import realistic_images as ri
 from PIL import Image
 
 from digitctl.errors import ImageError, NoDigitFound
-from digitctl.imaging import load_image, stroke_width, to_mnist
+from digitctl.imaging import decode_grey, load_image, stroke_width, to_mnist
 
 
 def png(image: Image.Image, **options: object) -> bytes:
@@ -142,6 +142,30 @@ def test_exif_orientation_is_applied(
     data = _jpeg(stored, exif=exif.tobytes())
     assert load_image(data).size == upright.size
     assert similarity(to_mnist(data), reference) > 0.9
+
+
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_colour_jpeg_is_decoded_to_the_grey_of_its_colours(orientation: int) -> None:
+    """decode_grey reads a colour JPEG's luma alone: the grey levels that converting the
+    fully decoded colours gives, turned by its EXIF orientation; a PIL image passed in is
+    never turned in place."""
+    # Blue ink on cream paper (saturated noise would differ by the clipping of its colours).
+    ink = np.asarray(Image.fromarray((ri.draw_digit(4) * 255).astype(np.uint8)).resize((90, 60)))
+    paper, blue = np.array([235, 225, 200], np.float32), np.array([30, 50, 160], np.float32)
+    share = (ink.astype(np.float32) / 255)[..., None]
+    colours = Image.fromarray((paper * (1 - share) + blue * share).astype(np.uint8), "RGB")
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buffer = io.BytesIO()
+    colours.save(buffer, "JPEG", quality=90, exif=exif.tobytes())
+    data = buffer.getvalue()
+    expected = np.asarray(load_image(data).convert("L"), dtype=np.float32) / 255
+    grey, size = decode_grey(data)
+    assert grey.shape == expected.shape and size == (expected.shape[1], expected.shape[0])
+    assert float(np.abs(grey - expected).max()) <= 2.5 / 255
+    opened = Image.open(io.BytesIO(data))
+    decode_grey(opened)
+    assert opened.size == (90, 60) and opened.mode == "RGB"
 
 
 def test_sources_path_bytes_file_and_image(tmp_path: Path, seven: np.ndarray) -> None:

@@ -248,3 +248,30 @@ def test_blank_and_uniform_images_have_no_ink() -> None:
 def test_decode_accepts_eight_pixel_images() -> None:
     grey, size = decode_grey(Image.new("L", (8, 8), 200))
     assert size == (8, 8) and grey.shape == (8, 8)
+
+
+def test_component_labels_match_opencv_32_bit_labels() -> None:
+    """The 16-bit labelling gives what OpenCV's 32-bit labelling gives."""
+    import cv2
+
+    from digitctl.rules import label_components
+
+    rng = np.random.default_rng(5)
+    mask = (cv2.blur(rng.random((180, 240)).astype(np.float32), (5, 5)) > 0.55).astype(np.uint8)
+    count, labels, stats, _ = label_components(mask)
+    expected = cv2.connectedComponentsWithStats(mask, connectivity=8, ltype=cv2.CV_32S)
+    assert count == expected[0] > 20
+    assert labels.dtype == np.uint16
+    np.testing.assert_array_equal(labels, expected[1])
+    np.testing.assert_array_equal(stats, expected[2])
+
+
+def test_component_labels_do_not_overflow_on_a_speckled_mask() -> None:
+    """90,000 isolated pixels: more components than 16-bit labels hold."""
+    from digitctl.rules import label_components
+
+    mask = np.zeros((600, 600), np.uint8)
+    mask[::2, ::2] = 1
+    count, labels, _, _ = label_components(mask)
+    assert count == 300 * 300 + 1
+    assert int(labels.max()) == 300 * 300
