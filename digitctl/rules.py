@@ -26,6 +26,13 @@ OTHER_INK_SHARE = 0.25  # less ink than this share of the longest line's is no d
 OTHER_INK_TALL = 0.3  # ... unless a piece of it is this share of the image's height tall
 THIN_FRAME = 0.2  # a box's lines are at most this share of its short side thick
 BOX_SIDE_SHAPE = 0.3  # a box side left over is at most this wide for its height
+# Writing off the lines whose contrast is below RELEVEL_BELOW of theirs is rescaled to it
+# (by at most RELEVEL_MOST_GAIN); off-line ink below RELEVEL_FLOOR is texture, and less
+# than RELEVEL_LEAST of the image is no writing.
+RELEVEL_BELOW = 0.7
+RELEVEL_MOST_GAIN = 3.0
+RELEVEL_FLOOR = 0.15
+RELEVEL_LEAST = 0.002
 SPECK_SHARE = 0.03  # components below this share of the largest one's area are specks
 
 
@@ -348,6 +355,7 @@ def remove_rules(ink: np.ndarray) -> tuple[np.ndarray, int, bool]:
     candidates += [_Candidate(m, b, t, False) for m, b, t in _rule_candidates(faint, False)]
     if not candidates:
         return ink, 0, False
+    given, ink = ink, _relevelled(ink, candidates)
     mask = (ink > INK_LEVEL).astype(np.uint8)
     rest = _rest(mask, candidates)
     largest = max(int(c.pixels.sum()) for c in candidates)
@@ -368,7 +376,7 @@ def remove_rules(ink: np.ndarray) -> tuple[np.ndarray, int, bool]:
             rest = _rest(mask, candidates)
             other = _extent(rest)
         elif _could_be_strokes(candidates, mask.shape):
-            return ink, 0, False
+            return given, 0, False
         else:
             return np.zeros_like(ink), len(candidates), True
     if other is None:
@@ -380,13 +388,31 @@ def remove_rules(ink: np.ndarray) -> tuple[np.ndarray, int, bool]:
         if _is_rule(c, other, rest, mask.shape, i in box_sides)
     ]
     if not chosen:
-        return ink, 0, False
+        return given, 0, False
     cleaned = _bridge(ink, chosen)
     return (
         _without_box_sides(cleaned, [p for p, horizontal in chosen if horizontal]),
         len(chosen),
         False,
     )
+
+
+def _relevelled(ink: np.ndarray, candidates: list[_Candidate]) -> np.ndarray:
+    """The ink rescaled to the contrast of the writing off the lines, when the lines are
+    much darker (a thin pen's digit in a heavy printed box): the ink map's contrast is
+    the lines', and the digit would fall below the stroke level and be lost with them.
+    Only the ink away from the lines is rescaled."""
+    near = cv2.dilate(_union(candidates).astype(np.uint8), np.ones((5, 5), np.uint8))
+    off = ink[(near == 0) & (ink > RELEVEL_FLOOR)]
+    if off.size < max(20, RELEVEL_LEAST * ink.size):
+        return ink
+    rank = int(0.9 * (off.size - 1))  # the writing's level: its 90th percentile
+    level = float(np.partition(off, rank)[rank])
+    if level >= RELEVEL_BELOW:
+        return ink
+    # The lines' own rims stay as they are: amplified, they would stand beside the lines.
+    gain = np.float32(min(1 / level, RELEVEL_MOST_GAIN))
+    return np.where(near > 0, ink, np.minimum(ink * gain, 1.0)).astype(np.float32)
 
 
 def _without_box_sides(ink: np.ndarray, horizontals: list[np.ndarray]) -> np.ndarray:

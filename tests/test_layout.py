@@ -51,6 +51,23 @@ def test_a_box_around_a_digit_is_removed() -> None:
     assert x0 > 30 and x1 < 130 and y0 > 30 and y1 < 130
 
 
+def test_a_faint_thin_digit_in_a_heavy_box_is_not_lost_with_it() -> None:
+    # A pencil-grey 3 in a black printed box: the ink map's contrast is the box's, so the
+    # digit stands at about a third of it, below the stroke level, until the writing off
+    # the lines is measured on its own.
+    grey = page(160, 160)
+    grey[16:26, 16:144] = grey[134:144, 16:144] = 0.05
+    grey[16:144, 16:26] = grey[16:144, 134:144] = 0.05
+    digit = page(160, 160)
+    ink_digit(digit, 3, 40, 40, 80, width=6)
+    grey = np.minimum(grey, 0.95 - 0.35 * (0.95 - digit))
+    layout = layout_of(grey)
+    assert not layout.only_rules
+    assert len(layout.glyphs) == 1
+    x0, y0, x1, y1 = layout.glyphs[0].box
+    assert x0 > 40 and x1 < 120 and y0 > 35 and y1 < 115
+
+
 def test_a_thin_tilted_box_apart_from_the_digit_is_removed() -> None:
     # A 2 px box tilted by ~4 degrees: its sides are no long straight run, but it is a
     # frame around the digit, and must not be read as a "1" beside it.
