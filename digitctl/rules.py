@@ -22,6 +22,9 @@ RULE_LEVEL = 0.25  # rules are looked for lower: grey or blue printed lines are 
 RULE_SPAN = 0.45  # a rule candidate spans at least this share of the image side
 RULE_REACH = 0.1  # ... and reaches past the other ink by this share of its extent
 MAX_RULE_THICKNESS = 0.2  # rules are thin: at most this share of the image's short side
+# ... or up to this share when they draw a box around ink of its own (the heavy printed
+# box or comb of a small crop): lines this thick for their length are a frame's.
+MAX_FRAME_THICKNESS = 0.3
 OTHER_INK_SHARE = 0.25  # less ink than this share of the longest line's is no digit beside it
 OTHER_INK_TALL = 0.3  # ... unless a piece of it is this share of the image's height tall
 THIN_FRAME = 0.2  # a box's lines are at most this share of its short side thick
@@ -87,7 +90,7 @@ def _rule_candidates(mask: np.ndarray, horizontal: bool) -> list[tuple[np.ndarra
         return []
     count, labels, stats, _ = label_components(runs)
     found = []
-    thickest = max(2, int(min(h, w) * MAX_RULE_THICKNESS))
+    thickest = max(2, int(min(h, w) * MAX_FRAME_THICKNESS))
     for index in range(1, count):
         x, y, bw, bh, area = (int(v) for v in stats[index])
         extent = bw if horizontal else bh
@@ -100,6 +103,18 @@ def _rule_candidates(mask: np.ndarray, horizontal: bool) -> list[tuple[np.ndarra
         if thickness <= thickest:
             found.append((pixels, (x, y, x + bw, y + bh), thickness))
     return found
+
+
+def _thin_unless_boxed(candidates: list[_Candidate], mask: np.ndarray) -> list[_Candidate]:
+    """The candidates without those thicker than MAX_RULE_THICKNESS of the short side, unless
+    they are the lines of a box around ink of its own (a tight crop's strokes are thick
+    too, but enclose no writing apart from them)."""
+    thick = max(2, int(min(mask.shape) * MAX_RULE_THICKNESS))
+    thin = [c for c in candidates if c.thickness <= thick]
+    if len(thin) == len(candidates):
+        return candidates
+    box = _rectangle(candidates, mask, thin_frame=MAX_FRAME_THICKNESS)
+    return [c for i, c in enumerate(candidates) if c.thickness <= thick or i in box]
 
 
 def _reaches_past(box: tuple, other: tuple | None, horizontal: bool, thickness: float) -> bool:
@@ -165,7 +180,9 @@ def _box_sides(candidates: list[_Candidate], other: tuple) -> set[int]:
     return set()
 
 
-def _rectangle(candidates: list[_Candidate], mask: np.ndarray) -> set[int]:
+def _rectangle(
+    candidates: list[_Candidate], mask: np.ndarray, thin_frame: float = THIN_FRAME
+) -> set[int]:
     """Indices of the lines that draw a box: two horizontal and two vertical lines whose
     ends meet at four corners, with the lines between them that join both long sides (a
     comb's dividers), around ink of its own. Found from the lines alone, for when nothing
@@ -207,7 +224,7 @@ def _rectangle(candidates: list[_Candidate], mask: np.ndarray) -> set[int]:
             if width < 0.5 * height:
                 continue  # two strokes close together, not the sides of a box
             thickest = max(candidates[i].thickness for i in (top, bottom, left, right))
-            if thickest > THIN_FRAME * min(width, height):
+            if thickest > thin_frame * min(width, height):
                 continue  # strokes as thick as a digit's for their length: a "0", not a box
             inset = int(thickest) + 2
             x0, x1 = candidates[left].box[0] + inset, candidates[right].box[2] - inset
@@ -353,6 +370,7 @@ def remove_rules(ink: np.ndarray) -> tuple[np.ndarray, int, bool]:
     faint = (ink > RULE_LEVEL).astype(np.uint8)
     candidates = [_Candidate(m, b, t, True) for m, b, t in _rule_candidates(faint, True)]
     candidates += [_Candidate(m, b, t, False) for m, b, t in _rule_candidates(faint, False)]
+    candidates = _thin_unless_boxed(candidates, faint)
     if not candidates:
         return ink, 0, False
     given, ink = ink, _relevelled(ink, candidates)

@@ -292,3 +292,30 @@ def test_component_labels_do_not_overflow_on_a_speckled_mask() -> None:
     count, labels, _, _ = label_components(mask)
     assert count == 300 * 300 + 1
     assert int(labels.max()) == 300 * 300
+
+
+def test_a_small_crop_of_a_heavy_comb_loses_its_thick_lines() -> None:
+    # A comb cell cropped tightly: its lines are a fifth of the image thick, as thick as
+    # a tight crop's strokes, but they draw a box around writing of its own.
+    ink = np.zeros((72, 76), np.float32)
+    ink[2:17, :] = ink[55:70, :] = 1.0  # the comb's long lines, 15 px thick
+    ink[2:70, 2:17] = ink[2:70, 59:74] = 1.0  # its dividers either side of the cell
+    digit = page(76, 72)
+    ink_digit(digit, 7, 22, 19, 34, width=10)
+    ink = np.maximum(ink, np.clip((0.95 - digit) * 1.2, 0, 1))
+    cleaned, removed, only_rules = remove_rules(ink)
+    assert removed == 4 and not only_rules
+    ys, xs = np.nonzero(cleaned > 0.3)
+    assert xs.min() >= 20 and xs.max() <= 56 and ys.min() >= 18 and ys.max() <= 53
+
+
+def test_a_tight_crop_keeps_its_thick_strokes() -> None:
+    # A tight crop of a "4": its strokes are as thick as the comb's lines above, and
+    # straight, but they enclose no writing apart from them.
+    ink = np.zeros((72, 76), np.float32)
+    ink[:, 50:66] = 1.0  # the stem, edge to edge
+    ink[40:56, :] = 1.0  # the bar
+    ink[:48, 4:20] = 1.0  # the upright
+    cleaned, removed, _ = remove_rules(ink)
+    assert removed == 0
+    np.testing.assert_array_equal(cleaned, ink)
