@@ -197,6 +197,8 @@ def main() -> None:
         "folder": str(folder.relative_to(fs.ROOT))
         if folder.is_relative_to(fs.ROOT)
         else str(folder),
+        # The font letters and symbols are drawn from these (they vary between machines).
+        "fonts": fs.read_labels(folder).get("fonts"),
         "rejected": float(rejected.mean()),
         "rejected_or_uncertain": float((rejected | uncertain).mean()),
         "answered_a_confident_digit": float(confident.mean()),

@@ -211,6 +211,23 @@ def font_files() -> tuple[tuple[str, frozenset[int]], ...]:
     return tuple(found) or ((str(dejavu), frozenset(range(32, 0x2800))),)
 
 
+# Sets whose items depend on the installed fonts: labels.json records them, and the set is
+# rendered again when they change (installing Debian's chromium, which CI does, adds
+# Liberation fonts to a machine that had DejaVu alone).
+FONT_SETS = frozenset({NON_DIGIT_SET})
+
+
+def font_names() -> list[str]:
+    """The font files the font letters and symbols are drawn from, by name."""
+    return sorted(Path(path).stem for path, _ in font_files())
+
+
+def dejavu_only() -> bool:
+    """True when DejaVu is the only font family here: the family the bundled model's
+    negatives were drawn from, so font letters would be in fonts it has seen."""
+    return all("DejaVu" in name for name in font_names())
+
+
 def font_shape(char: str, rng: np.random.Generator) -> tuple[np.ndarray, str]:
     """``char`` rendered at ~128 px from a random installed font that has it."""
     fonts = [path for path, points in font_files() if ord(char) in points]
@@ -1140,8 +1157,19 @@ def write_set(
     interrupted run never leaves a half-written set that looks complete.
     """
     folder = set_folder(name, count, seed, root)
+    fonts = font_names() if name in FONT_SETS else None
     if (folder / "labels.json").exists():
-        return folder
+        recorded = read_labels(folder).get("fonts")
+        if name not in FONT_SETS or recorded == fonts:
+            return folder
+        print(f"{folder.name}: the installed fonts changed; rendering it again", file=sys.stderr)
+    if name in FONT_SETS and dejavu_only():
+        print(
+            f"{name}: only DejaVu fonts are installed, the family the bundled model's "
+            "negatives were drawn from; install more fonts (Debian: fonts-liberation) for "
+            "letters and symbols in fonts it has not seen",
+            file=sys.stderr,
+        )
     images, labels = data if data is not None else load_mnist_test(mnist)
     tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -1153,6 +1181,8 @@ def write_set(
         (tmp / file).write_bytes(blob)
         items.append({"file": file, **entry})
     document = {"set": name, "count": count, "seed": seed, "version": VERSION, "items": items}
+    if fonts is not None:
+        document["fonts"] = fonts
     (tmp / "labels.json").write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n")
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(tmp, folder)
@@ -1213,7 +1243,15 @@ def machine_info() -> dict:
     except OSError:
         pass
     versions = {}
-    for name in ("digitctl", "numpy", "pillow", "ai-edge-litert", "scikit-learn", "scipy"):
+    for name in (
+        "digitctl",
+        "numpy",
+        "pillow",
+        "opencv-python-headless",
+        "ai-edge-litert",
+        "scikit-learn",
+        "scipy",
+    ):
         try:
             versions[name] = version(name)
         except PackageNotFoundError:

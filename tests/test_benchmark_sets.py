@@ -124,3 +124,15 @@ def test_write_set_writes_images_and_labels_and_is_deterministic(tmp_path, data)
     stamp = (a / "labels.json").stat().st_mtime_ns
     assert fs.write_set("box", 5, seed=3, root=tmp_path / "a", data=data) == a
     assert (a / "labels.json").stat().st_mtime_ns == stamp
+
+
+def test_the_non_digit_set_records_its_fonts_and_follows_them(data, tmp_path, monkeypatch):
+    folder = fs.write_set(fs.NON_DIGIT_SET, 4, 0, tmp_path, data=data)
+    assert fs.read_labels(folder)["fonts"] == fs.font_names() != []
+    stamp = (folder / "labels.json").stat().st_mtime_ns
+    assert fs.write_set(fs.NON_DIGIT_SET, 4, 0, tmp_path, data=data) == folder
+    assert (folder / "labels.json").stat().st_mtime_ns == stamp  # reused as it was
+    # Fonts installed since (or removed): the set is rendered again, with the new list.
+    monkeypatch.setattr(fs, "font_names", lambda: ["SomeNewFont-Regular"])
+    fs.write_set(fs.NON_DIGIT_SET, 4, 0, tmp_path, data=data)
+    assert fs.read_labels(folder)["fonts"] == ["SomeNewFont-Regular"]
