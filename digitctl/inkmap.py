@@ -15,6 +15,7 @@ would cost 0.4 s of predict's cold-start budget (shared/notes/image-libraries.md
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import cv2
 import numpy as np
@@ -66,9 +67,7 @@ def paper_estimate(grey: np.ndarray) -> np.ndarray:
     """
     h, w = grey.shape
     thumb = cv2.resize(grey, (THUMB_SIDE, THUMB_SIDE), interpolation=cv2.INTER_AREA)
-    t = np.linspace(-1, 1, THUMB_SIDE, dtype=np.float64)
-    yy, xx = np.meshgrid(t, t, indexing="ij")
-    basis = np.stack([np.ones_like(xx), yy, xx, yy * yy, xx * xx, yy * xx]).reshape(6, -1).T
+    basis = _quadratic_basis()
     values = thumb.ravel().astype(np.float64)
     residual = values - _median(values)
     keep = np.abs(residual) <= 2.5 * (1.4826 * _median(np.abs(residual)) + 1e-3)
@@ -81,6 +80,16 @@ def paper_estimate(grey: np.ndarray) -> np.ndarray:
         keep = np.abs(residual) < 2.5 * spread
     fitted = (basis @ coef).reshape(THUMB_SIDE, THUMB_SIDE).astype(np.float32)
     return cv2.resize(fitted, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+@cache
+def _quadratic_basis() -> np.ndarray:
+    """(THUMB_SIDE², 6): 1, y, x, y², x², xy over the thumbnail, coordinates in [-1, 1]."""
+    t = np.linspace(-1, 1, THUMB_SIDE, dtype=np.float64)
+    yy, xx = np.meshgrid(t, t, indexing="ij")
+    basis = np.stack([np.ones_like(xx), yy, xx, yy * yy, xx * xx, yy * xx]).reshape(6, -1).T
+    basis.setflags(write=False)
+    return basis
 
 
 def _median(values: np.ndarray) -> float:

@@ -68,24 +68,51 @@ def _runs(mask: np.ndarray, length: int, horizontal: bool) -> np.ndarray:
     return opened & mask
 
 
-def _may_hold_rules(mask: np.ndarray, horizontal: bool, length: int) -> bool:
-    """A cheap test first, at a quarter of the size: does any long straight run survive?
-    Most photos of a digit have none and skip the full-size search."""
+def _quarter(mask: np.ndarray) -> np.ndarray | None:
+    """The mask at a quarter of its size (a pixel set where any of its 4×4 was), for the
+    cheap first look of :func:`_rule_band`; None for images too small to shrink."""
     h, w = mask.shape
     if min(h, w) < 64:
-        return True
-    small = cv2.resize(mask * 255, (w // 4, h // 4), interpolation=cv2.INTER_AREA)
-    return bool(_runs((small > 0).astype(np.uint8), max(4, length // 4), horizontal).any())
+        return None
+    return (cv2.resize(mask * 255, (w // 4, h // 4), interpolation=cv2.INTER_AREA) > 0).astype(
+        np.uint8
+    )
 
 
-def _rule_candidates(mask: np.ndarray, horizontal: bool) -> list[tuple[np.ndarray, tuple, float]]:
+def _rule_band(
+    quarter: np.ndarray | None, shape: tuple[int, int], horizontal: bool, length: int
+) -> tuple[int, int] | None:
+    """Where long straight runs may be, across their direction: the rows (horizontal) or
+    columns (vertical) to search at full size, or None when there are none. Found first
+    at a quarter of the size: most photos of a digit have no runs and skip the full-size
+    search, and the rest search only the band that holds them (a digit's "1" is narrow)."""
+    across = shape[0] if horizontal else shape[1]
+    if quarter is None:
+        return 0, across
+    found = _runs(quarter, max(4, length // 4), horizontal).any(axis=1 if horizontal else 0)
+    if not found.any():
+        return None
+    first = int(np.argmax(found))
+    last = len(found) - int(np.argmax(found[::-1]))
+    # A quarter-size pixel covers four; the full-size search thickens across the run by
+    # up to length / 25, and a tilted line wanders that much more: keep a margin of both.
+    margin = 4 + 2 * (max(3, length // 25) | 1)
+    return max(0, 4 * first - margin), min(across, 4 * last + margin)
+
+
+def _rule_candidates(
+    mask: np.ndarray, horizontal: bool, quarter: np.ndarray | None
+) -> list[tuple[np.ndarray, tuple, float]]:
     """Straight, thin, long components of one orientation: (pixels, box, thickness)."""
     h, w = mask.shape
     side = w if horizontal else h
     length = max(8, int(side * RULE_SPAN))
-    if not _may_hold_rules(mask, horizontal, length):
+    band = _rule_band(quarter, (h, w), horizontal, length)
+    if band is None:
         return []
-    runs = _runs(mask, length, horizontal)
+    runs = np.zeros_like(mask)
+    window = (slice(*band), slice(None)) if horizontal else (slice(None), slice(*band))
+    runs[window] = _runs(np.ascontiguousarray(mask[window]), length, horizontal)
     if not runs.any():
         return []
     count, labels, stats, _ = label_components(runs)
@@ -368,8 +395,9 @@ def remove_rules(ink: np.ndarray) -> tuple[np.ndarray, int, bool]:
     Returns (cleaned ink, rules removed, whether nothing but rules was there).
     """
     faint = (ink > RULE_LEVEL).astype(np.uint8)
-    candidates = [_Candidate(m, b, t, True) for m, b, t in _rule_candidates(faint, True)]
-    candidates += [_Candidate(m, b, t, False) for m, b, t in _rule_candidates(faint, False)]
+    quarter = _quarter(faint)
+    candidates = [_Candidate(*found, True) for found in _rule_candidates(faint, True, quarter)]
+    candidates += [_Candidate(*found, False) for found in _rule_candidates(faint, False, quarter)]
     candidates = _thin_unless_boxed(candidates, faint)
     if not candidates:
         return ink, 0, False

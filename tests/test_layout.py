@@ -167,12 +167,12 @@ def test_a_short_pen_underline_is_removed() -> None:
 
 
 def test_a_rules_thickness_ignores_a_stroke_that_touches_it() -> None:
-    from digitctl.rules import _rule_candidates
+    from digitctl.rules import _quarter, _rule_candidates
 
     mask = np.zeros((120, 160), np.uint8)
     mask[100:104, :] = 1  # a 4 px rule across
     mask[88:100, 40:100] = 1  # a thick bar of a digit standing on it
-    (found,) = _rule_candidates(mask, horizontal=True)
+    (found,) = _rule_candidates(mask, True, _quarter(mask))
     assert found[2] == 4  # the rule's own thickness, not (640 + 720) / 160
 
 
