@@ -34,6 +34,8 @@ FLAT_PAPER_BELOW = 64  # inputs smaller than this are treated as evenly lit
 FLAT_AMBIGUOUS = 0.2
 SHADED_FLOOR = 0.35  # share of the ink contrast below which shading is left out
 TINY_SCAN_NOISE = 0.02  # the noise assumed when a small crop's measured noise hides all ink
+SHADOW_SIDE = 0.25  # plateaus wider than this share of the short side may be shadows ...
+SHADOW_CAP = 0.5  # ... when they stand out less than this share of the ink
 
 
 @dataclass
@@ -177,6 +179,8 @@ def ink_maps(grey: np.ndarray) -> list[InkMap]:
         signals, ambiguous = _lit_signals(grey)
     maps = []
     for rank, (dark, signal) in enumerate(signals if ambiguous else signals[:1]):
+        if scale == 1.0:  # an upsampled tiny scan's strokes are as wide as a shadow
+            signal = _without_shadows(signal)
         found = _bright_ink(signal, dark, scale)
         if found is None and rank == 0 and not small:
             # The paper estimate can swallow a huge digit; fall back on flat paper.
@@ -200,6 +204,28 @@ def ink_maps(grey: np.ndarray) -> list[InkMap]:
     if not maps:
         raise NoDigitFound("no digit found: nothing in the image stands out as ink")
     return maps
+
+
+def _without_shadows(signal: np.ndarray) -> np.ndarray:
+    """The ink signal without the plateaus of shadows: regions far wider than a stroke
+    that stand out less than SHADOW_CAP of the ink (a phone's or a hand's sharp shadow
+    across the paper, which the smooth paper fit cannot follow and which a small crop's
+    one paper level takes for ink). A morphological opening keeps what is wider than
+    SHADOW_SIDE of the short side and loses the strokes; filled ink, which stands out
+    as much as the strokes, is left as it is."""
+    h, w = signal.shape
+    side = max(15, int(min(h, w) * SHADOW_SIDE)) | 1
+    level = _quantile(_sample(signal), 0.99)
+    cap = SHADOW_CAP * level
+    if min(h, w) >= 64:
+        # A first look at a quarter of the size: most photos have no plateau at all.
+        quarter = cv2.resize(signal, (w // 4, h // 4), interpolation=cv2.INTER_AREA)
+        kernel = np.ones((side // 4 | 1,) * 2, np.uint8)
+        if not (cv2.morphologyEx(quarter, cv2.MORPH_OPEN, kernel) > INK_FLOOR * level).any():
+            return signal
+    plateau = cv2.morphologyEx(signal, cv2.MORPH_OPEN, np.ones((side, side), np.uint8))
+    shadow = np.where((plateau > 0) & (plateau < cap), plateau, 0).astype(np.float32)
+    return signal - shadow
 
 
 def _lit_signals(grey: np.ndarray) -> tuple[list[tuple[bool, np.ndarray]], bool]:

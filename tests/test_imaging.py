@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import realistic_images as ri
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from digitctl.errors import ImageError, NoDigitFound
 from digitctl.imaging import decode_grey, load_image, stroke_width, to_mnist
@@ -336,3 +336,27 @@ def test_shading_the_paper_fit_missed_does_not_hide_the_ink() -> None:
     assert found is not None
     ink = found.ink > 0.3
     assert ink[60:140, 90:110].mean() > 0.95 and ink.sum() < 1.2 * 80 * 20
+
+
+@pytest.mark.parametrize("side", [56, 240])
+def test_a_sharp_shadow_across_the_paper_is_not_ink(side: int, seven: np.ndarray) -> None:
+    # A phone's shadow: the right 40% of the paper a quarter darker, with a sharp edge
+    # that crosses the digit. The smooth paper fit cannot follow it (and a small crop has
+    # one paper level), so the shadow stood out like ink and framed the digit.
+    from digitctl.inkmap import ink_maps
+
+    grey = np.full((side, side), 0.9, np.float32)
+    grey[:, int(0.6 * side) :] *= 0.75
+    size = int(0.6 * side)
+    digit = np.asarray(Image.fromarray((seven * 255).astype(np.uint8)).resize((size, size)))
+    top = (side - size) // 2
+    grey[top : top + size, top : top + size] *= 1 - 0.75 * (digit / np.float32(255))
+    ink = ink_maps(grey)[0].ink
+    digit_mask = np.zeros_like(ink, bool)
+    digit_mask[top : top + size, top : top + size] = digit > 128
+    grown = np.asarray(Image.fromarray(digit_mask).filter(ImageFilter.MaxFilter(7)))
+    shadow_only = np.zeros_like(ink, bool)
+    shadow_only[:, int(0.6 * side) + 2 :] = True
+    shadow_only &= ~grown
+    assert ink[digit_mask].mean() > 0.5  # the digit is ink
+    assert ink[shadow_only].mean() < 0.05  # the shadow is not
