@@ -248,7 +248,13 @@ def _lit_signals(grey: np.ndarray) -> tuple[list[tuple[bool, np.ndarray]], bool]
 def _flat_signals(grey: np.ndarray) -> tuple[list[tuple[bool, np.ndarray]], bool]:
     """Ink signals against one paper level per polarity; the minority side is the ink."""
     sample = _sample(grey)
-    middle = (_quantile(sample, 0.05) + _quantile(sample, 0.95)) / 2
+    low, high = _quantile(sample, 0.05), _quantile(sample, 0.95)
+    if high - low < MIN_CONTRAST:
+        # The ink is under 5% of the pixels (a thin "1" on a canvas): then the middle
+        # from the 5th and 95th percentiles is the paper itself, and every pixel of the
+        # paper would count as darker (or lighter) than it.
+        low, high = _quantile(sample, 0.005), _quantile(sample, 0.995)
+    middle = (low + high) / 2
     darker = float((sample < middle).mean())
     bright_side, dark_side = sample[sample >= middle], sample[sample < middle]
     paper_if_dark_ink = _quantile(bright_side, 0.5) if bright_side.size else middle

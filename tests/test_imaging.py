@@ -360,3 +360,17 @@ def test_a_sharp_shadow_across_the_paper_is_not_ink(side: int, seven: np.ndarray
     shadow_only &= ~grown
     assert ink[digit_mask].mean() > 0.5  # the digit is ink
     assert ink[shadow_only].mean() < 0.05  # the shadow is not
+
+
+def test_a_thin_one_on_a_small_dark_canvas_is_ink() -> None:
+    # Under 5% of the pixels are ink: the small crop's paper level must not be taken
+    # from percentiles that both fall on the paper.
+    from PIL import ImageDraw
+
+    from digitctl.inkmap import ink_maps
+
+    canvas = Image.new("L", (60, 60), 0)
+    ImageDraw.Draw(canvas).line((22, 46, 34, 14), fill=255, width=2)
+    maps = ink_maps(np.asarray(canvas, np.float32) / 255)
+    assert not maps[0].dark_ink
+    assert float(maps[0].ink.max()) > 0.9 and (maps[0].ink > 0.5).sum() > 40
