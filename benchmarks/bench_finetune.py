@@ -55,6 +55,61 @@ def outline(image: np.ndarray, rng: np.random.Generator) -> bytes:
     return buffer.getvalue()
 
 
+def continental(image: np.ndarray, label: int, rng: np.random.Generator) -> bytes:
+    """A 28×28 MNIST digit as a 112×112 PNG in a continental hand: a 1 with a long flag
+    (and sometimes a foot), a 7 crossed through its stem, a 4 closed at the top; the other
+    digits as they were written. Strokes are added where the digit's own ink is."""
+    from PIL import ImageDraw
+
+    big = Image.fromarray(image).resize((28 * SCALE, 28 * SCALE), Image.Resampling.BILINEAR)
+    ink = np.asarray(big) > 100
+    rows, cols = np.nonzero(ink)
+    if rows.size and label in (1, 4, 7):
+        top, bottom = int(rows.min()), int(rows.max())
+        height = bottom - top + 1
+        pen = int(rng.integers(8, 11))
+        draw = ImageDraw.Draw(big)
+
+        def centre_of_row(y: int) -> int:
+            xs = np.flatnonzero(ink[y])
+            return int(xs.mean()) if xs.size else int(cols.mean())
+
+        if label == 1:
+            x = centre_of_row(top)
+            length = height * rng.uniform(0.3, 0.45)
+            angle = np.radians(rng.uniform(30, 50))  # down and to the left
+            end = (x - length * np.cos(angle), top + length * np.sin(angle))
+            draw.line([(x, top), end], fill=255, width=pen)
+            if rng.random() < 0.5:  # a foot
+                x = centre_of_row(bottom)
+                half = height * rng.uniform(0.15, 0.25)
+                draw.line([(x - half, bottom), (x + half, bottom)], fill=255, width=pen)
+        elif label == 7:
+            y = top + int(height * rng.uniform(0.5, 0.6))
+            x = centre_of_row(y)
+            half = height * rng.uniform(0.18, 0.26)
+            draw.line([(x - half, y), (x + half, y)], fill=255, width=pen)
+        else:  # 4: the two arms joined at the top
+            middle = int(np.median(cols))
+            left = [(int(x), int(y)) for y, x in zip(rows, cols, strict=True) if x < middle]
+            right = [(int(x), int(y)) for y, x in zip(rows, cols, strict=True) if x >= middle]
+            if left and right:
+                a = min(left, key=lambda p: p[1])
+                b = min(right, key=lambda p: p[1])
+                draw.line([a, b], fill=255, width=pen)
+    buffer = io.BytesIO()
+    big.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+WRITERS = {
+    "outline": f"outline lettering: MNIST test digits ×{SCALE}, the stroke's rim only "
+    f"(outer reach {OUTLINE}-{OUTLINE + 2} px)",
+    "continental": f"a continental hand: MNIST test digits ×{SCALE}, every 1 with a long "
+    "flag (half of them with a foot), every 7 crossed, every 4 closed at the top",
+}
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -73,14 +128,25 @@ def digitctl(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]
     return result
 
 
-def accuracy(settings_workspace: Path, paths: list[Path], labels: list[int]) -> float:
-    """The writer's accuracy with the model `predict` would use in that workspace."""
+def read_right(settings_workspace: Path, paths: list[Path], labels: list[int]) -> np.ndarray:
+    """Whether each image is read as its digit, with the model `predict` would use in
+    that workspace."""
     from digitctl.config import Settings
     from digitctl.inference import load_predictor
 
     predictor = load_predictor(Settings(workspace=settings_workspace))
     answers = [getattr(r, "text", None) for r in predictor.read_many(paths)]
-    return float(np.mean([a == str(label) for a, label in zip(answers, labels, strict=True)]))
+    return np.array([a == str(label) for a, label in zip(answers, labels, strict=True)])
+
+
+def accuracy(settings_workspace: Path, paths: list[Path], labels: list[int]) -> float:
+    """The writer's accuracy with the model `predict` would use in that workspace."""
+    return float(np.mean(read_right(settings_workspace, paths, labels)))
+
+
+def by_digit(right: np.ndarray, labels: list[int]) -> dict[str, float]:
+    digits = np.array(labels)
+    return {str(d): round(float(right[digits == d].mean()), 4) for d in sorted(set(labels))}
 
 
 def main() -> None:
@@ -89,6 +155,7 @@ def main() -> None:
     parser.add_argument("--per-digit", type=int, default=20)
     parser.add_argument("--eval-per-digit", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--writer", choices=sorted(WRITERS), default="outline")
     parser.add_argument("--workspace", type=Path, default=None)
     parser.add_argument("--no-cache", action="store_true", help="MNIST figure on the subset")
     parser.add_argument("--output", type=Path, default=RESULTS)
@@ -110,7 +177,10 @@ def main() -> None:
         paths = []
         for index in picks:
             path = folder / f"test{index:05d}.png"
-            path.write_bytes(outline(x[index], rng))
+            if args.writer == "outline":
+                path.write_bytes(outline(x[index], rng))
+            else:
+                path.write_bytes(continental(x[index], digit, rng))
             paths.append(path)
         feedback_files[digit] = paths[: args.per_digit]
         eval_files += paths[args.per_digit :]
@@ -127,7 +197,8 @@ def main() -> None:
             sys.exit(f"feedback add failed ({added.returncode}):\n{added.stderr[-3000:]}")
     feedback_list = json.loads(digitctl(*top, "feedback", "list", "--json").stdout)
 
-    before = accuracy(workspace, eval_files, eval_labels)
+    right_before = read_right(workspace, eval_files, eval_labels)
+    before = float(right_before.mean())
     feedback_before = accuracy(
         workspace,
         [p for ps in feedback_files.values() for p in ps],
@@ -145,21 +216,25 @@ def main() -> None:
     if run.returncode not in (0, 1):
         sys.exit(f"finetune failed ({run.returncode}):\n{run.stderr[-3000:]}")
     summary = json.loads(run.stdout)
-    after = accuracy(workspace, eval_files, eval_labels) if summary["installed"] else None
+    right_after = read_right(workspace, eval_files, eval_labels) if summary["installed"] else None
+    after = None if right_after is None else float(right_after.mean())
 
     import keras
     import tensorflow as tf
 
     result = {
         "command": "python benchmarks/bench_finetune.py " + " ".join(sys.argv[1:]),
-        "writer": f"outline lettering: MNIST test digits ×{SCALE}, the stroke's rim only "
-        f"(outer reach {OUTLINE}-{OUTLINE + 2} px); seed {args.seed}",
+        "writer": f"{WRITERS[args.writer]}; seed {args.seed}",
         "feedback_per_digit": args.per_digit,
         "feedback_stored": feedback_list["total"],
         "feedback_read_right_before": round(feedback_before, 4),
         "writer_eval_images": len(eval_files),
         "writer_accuracy_before": round(before, 4),
         "writer_accuracy_after": None if after is None else round(after, 4),
+        "writer_accuracy_by_digit": {
+            "before": by_digit(right_before, eval_labels),
+            "after": None if right_after is None else by_digit(right_after, eval_labels),
+        },
         "mnist_test": summary["mnist_test"],
         "holdout": summary["holdout"],
         "replay": {
