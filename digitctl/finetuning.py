@@ -504,6 +504,7 @@ def _fit(
         epochs=epochs,
         steps_per_epoch=steps_per_epoch,
         callbacks=callbacks,
+        shuffle=False,  # the dataset shuffles itself; Keras warns on the terminal otherwise
         verbose=0,
     )
 
