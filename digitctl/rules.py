@@ -26,6 +26,8 @@ MAX_RULE_THICKNESS = 0.2  # rules are thin: at most this share of the image's sh
 # box or comb of a small crop): lines this thick for their length are a frame's.
 MAX_FRAME_THICKNESS = 0.3
 OTHER_INK_SHARE = 0.25  # less ink than this share of the longest line's is no digit beside it
+STROKE_OVER_SIDE = 2.5  # a "side" this many times thicker than the box's thinnest is a stroke
+BOXED_LEAST = 0.12  # writing inside a box is at least this share of the short side tall
 OTHER_INK_TALL = 0.3  # ... unless a piece of it is this share of the image's height tall
 THIN_FRAME = 0.2  # a box's lines are at most this share of its short side thick
 BOX_SIDE_SHAPE = 0.3  # a box side left over is at most this wide for its height
@@ -175,12 +177,8 @@ class _Candidate:
     horizontal: bool
 
 
-def _box_sides(candidates: list[_Candidate], other: tuple) -> set[int]:
-    """Indices of the candidates that are the outer edges of a box around ``other``.
-
-    A box shows at least three of its sides outside the other ink (the crop may cut the
-    fourth), or two opposite sides that both reach past the ink along their length.
-    """
+def _sides_around(candidates: list[_Candidate], other: tuple) -> dict[str, list[int]]:
+    """Indices of the candidates above, below, left and right of ``other``, by side."""
     sides: dict[str, list[int]] = {"top": [], "bottom": [], "left": [], "right": []}
     for i, c in enumerate(candidates):
         if c.horizontal:
@@ -193,6 +191,16 @@ def _box_sides(candidates: list[_Candidate], other: tuple) -> set[int]:
                 sides["left"].append(i)
             elif c.box[0] >= other[2] - c.thickness:
                 sides["right"].append(i)
+    return sides
+
+
+def _box_sides(candidates: list[_Candidate], other: tuple) -> set[int]:
+    """Indices of the candidates that are the outer edges of a box around ``other``.
+
+    A box shows at least three of its sides outside the other ink (the crop may cut the
+    fourth), or two opposite sides that both reach past the ink along their length.
+    """
+    sides = _sides_around(candidates, other)
     present = [name for name, found in sides.items() if found]
     if len(present) >= 3:
         return {i for found in sides.values() for i in found}
@@ -205,6 +213,21 @@ def _box_sides(candidates: list[_Candidate], other: tuple) -> set[int]:
         ):
             return set(pair)
     return set()
+
+
+def _strokes_off(sides: set[int], candidates: list[_Candidate], rest: np.ndarray) -> set[int]:
+    """The box sides without the digit's own straight strokes: a line much thicker than
+    the box's thinnest side that touches the other ink is a stroke (the thick stem of a
+    "6" or "4" beside it, in a box drawn with a thin pen), not a side."""
+    if len(sides) < 2:
+        return sides
+    thinnest = min(candidates[i].thickness for i in sides)
+    return {
+        i
+        for i in sides
+        if candidates[i].thickness <= STROKE_OVER_SIDE * thinnest
+        or not _touches(candidates[i], rest)
+    }
 
 
 def _rectangle(
@@ -369,6 +392,30 @@ def _inside_frame(candidates: list[_Candidate]) -> list[_Candidate] | None:
     return frame + dividers if strokes else None
 
 
+def _boxed(rest: np.ndarray, candidates: list[_Candidate]) -> bool:
+    """Whether ``rest`` is writing inside a box, however little ink it has beside the
+    box's (a thin pen's small digit in a heavy printed box): box lines stand on three of
+    its sides at least, it is BOXED_LEAST of the image's short side tall, and it touches
+    none of the lines (crumbs beside a "1" in a box, where the "1" is the writing) and is
+    at least half as tall as any straight stroke inside the box."""
+    other = _extent(rest)
+    if other is None or any(_touches(c, rest) for c in candidates):
+        return False
+    tall = other[3] - other[1]
+    if tall < max(4, BOXED_LEAST * min(rest.shape)):
+        return False
+    sides = _sides_around(candidates, other)
+    if sum(1 for found in sides.values() if found) < 3:
+        return False
+    framing = {i for found in sides.values() for i in found}
+    strokes = [c for i, c in enumerate(candidates) if i not in framing]
+    longest = max(
+        ((c.box[2] - c.box[0]) if c.horizontal else (c.box[3] - c.box[1]) for c in strokes),
+        default=0,
+    )
+    return longest < 2 * tall
+
+
 def _union(candidates: list[_Candidate]) -> np.ndarray:
     union = np.zeros(candidates[0].pixels.shape, dtype=bool)
     for c in candidates:
@@ -406,7 +453,9 @@ def remove_rules(ink: np.ndarray) -> tuple[np.ndarray, int, bool]:
     rest = _rest(mask, candidates)
     largest = max(int(c.pixels.sum()) for c in candidates)
     # Crumbs beside a lone stroke (a "1"'s serif, its anti-aliased rim) are not "other ink".
-    substantial = int(rest.sum()) >= OTHER_INK_SHARE * largest or _tall(rest)
+    substantial = (
+        int(rest.sum()) >= OTHER_INK_SHARE * largest or _tall(rest) or _boxed(rest, candidates)
+    )
     other = _extent(rest) if substantial else None
     if other is None:
         # Nothing but straight lines. Strokes that could be digits ("1", "11", a 7's bar)
@@ -427,7 +476,7 @@ def remove_rules(ink: np.ndarray) -> tuple[np.ndarray, int, bool]:
             return np.zeros_like(ink), len(candidates), True
     if other is None:
         return np.zeros_like(ink), len(candidates), True
-    box_sides = _box_sides(candidates, other)
+    box_sides = _strokes_off(_box_sides(candidates, other), candidates, rest)
     chosen = [
         (c.pixels, c.horizontal)
         for i, c in enumerate(candidates)

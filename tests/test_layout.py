@@ -319,3 +319,38 @@ def test_a_tight_crop_keeps_its_thick_strokes() -> None:
     cleaned, removed, _ = remove_rules(ink)
     assert removed == 0
     np.testing.assert_array_equal(cleaned, ink)
+
+
+def test_a_small_faint_digit_in_a_heavy_box_is_writing_however_little_ink_it_has() -> None:
+    # A thin pencil "3" a fifth of a thick black box's height, touching none of it: its
+    # ink is a small share of the box's, which alone would call it crumbs beside lines.
+    grey = page(200, 200)
+    grey[10:26, 10:190] = grey[174:190, 10:190] = 0.05
+    grey[10:190, 10:26] = grey[10:190, 174:190] = 0.05
+    digit = page(200, 200)
+    ink_digit(digit, 3, 80, 80, 40, width=4)
+    grey = np.minimum(grey, 0.95 - 0.7 * (0.95 - digit))
+    layout = layout_of(grey)
+    assert not layout.only_rules
+    assert len(layout.glyphs) == 1
+    x0, y0, x1, y1 = layout.glyphs[0].box
+    assert x0 > 70 and x1 < 130 and y0 > 70 and y1 < 130
+
+
+def test_a_thick_straight_stroke_beside_a_thin_box_is_the_digits_not_the_boxs() -> None:
+    # A "6" written with a broad pen in a box drawn with a thin one: its long upright
+    # stroke is straight and lies left of the rest of the digit, as a box side would, but
+    # it is far thicker than the box's lines and it joins the digit's loop.
+    grey = page(200, 200)
+    grey[8:11, 8:192] = grey[189:192, 8:192] = 0.1
+    grey[8:192, 8:11] = grey[8:192, 189:192] = 0.1
+    six = Image.new("L", (200, 200), 0)
+    draw = ImageDraw.Draw(six)
+    draw.rectangle((50, 30, 72, 165), fill=255)
+    draw.ellipse((55, 90, 150, 170), outline=255, width=20)
+    grey = np.minimum(grey, 1 - 0.85 * np.asarray(six, np.float32) / 255)
+    layout = layout_of(grey)
+    assert len(layout.glyphs) == 1
+    x0, y0, x1, y1 = layout.glyphs[0].box
+    assert x0 < 60 and x1 > 140, "the whole 6, its thick stem included"
+    assert x0 > 12 and x1 < 188 and y0 > 12 and y1 < 188, "without the box"
