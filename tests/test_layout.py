@@ -354,3 +354,27 @@ def test_a_thick_straight_stroke_beside_a_thin_box_is_the_digits_not_the_boxs() 
     x0, y0, x1, y1 = layout.glyphs[0].box
     assert x0 < 60 and x1 > 140, "the whole 6, its thick stem included"
     assert x0 > 12 and x1 < 188 and y0 > 12 and y1 < 188, "without the box"
+
+
+@pytest.mark.parametrize(("side", "line", "tone"), [(63, 1, 0.2), (126, 2, 0.05)])
+def test_a_thin_rule_through_a_thick_stroke_leaves_no_gap_in_it(
+    side: int, line: int, tone: float
+) -> None:
+    # A thin ruled line across a broad-pen "0": where the ring's sides cross it, the
+    # straight-run search takes in the stroke's rows beside the line too. Clearing all of
+    # them left a gap wider than the bridge closes, and the "0" fell apart in two arcs.
+    k = side / 126
+    grey = page(side, side)
+    ring = Image.new("L", (side, side), 0)
+    ImageDraw.Draw(ring).ellipse((33 * k, 30 * k, 87 * k, 100 * k), outline=255, width=int(8 * k))
+    grey = np.minimum(grey, 1 - 0.85 * np.asarray(ring, np.float32) / 255)
+    for y in (int(20 * k), int(65 * k), int(110 * k)):
+        grey[y : y + line, :] = np.minimum(grey[y : y + line, :], tone)
+    layout = layout_of(grey)
+    assert layout.rules >= 3
+    assert len(layout.glyphs) == 1, "one ring, not two arcs"
+    cleaned = layout.cleaned > 0.3
+    y = int(65 * k)
+    rows = slice(y - 2, y + line + 2)
+    assert cleaned[rows, int(33 * k) : int(46 * k)].any(axis=1).all(), "the left side is whole"
+    assert cleaned[rows, int(74 * k) : int(87 * k)].any(axis=1).all(), "and the right side"
