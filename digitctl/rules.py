@@ -19,6 +19,7 @@ import numpy as np
 
 INK_LEVEL = 0.3  # ink-map value above which a pixel is a stroke
 RULE_LEVEL = 0.25  # rules are looked for lower: grey or blue printed lines are fainter
+RUN_TILT = 14  # a straight run may wander across its direction by 1/RUN_TILT of its length
 RULE_SPAN = 0.45  # a rule candidate spans at least this share of the image side
 RULE_REACH = 0.1  # ... and reaches past the other ink by this share of its extent
 MAX_RULE_THICKNESS = 0.2  # rules are thin: at most this share of the image's short side
@@ -58,11 +59,13 @@ def label_components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, np.
 def _runs(mask: np.ndarray, length: int, horizontal: bool) -> np.ndarray:
     """Pixels on straight runs of at least ``length``, tolerating a slight slant.
 
-    The mask is first thickened across the run direction so a line tilted by a degree or
-    two still forms long runs; the result is intersected with the original mask.
+    The mask is first thickened across the run direction so a line tilted by a few
+    degrees (a phone photo of a notebook) still forms long runs; the result is
+    intersected with the original mask.
     """
-    # A tilt of up to ~2 degrees: thicken by length/25 across the run direction.
-    thickness = max(3, length // 25) | 1
+    # A tilt of up to ~4 degrees: thicken by length/14 across the run direction. (length/25,
+    # ~2 degrees, missed the lines of tilted photos; length/10 took tight crops' strokes.)
+    thickness = max(3, length // RUN_TILT) | 1
     across = (thickness, 1) if horizontal else (1, thickness)  # (rows, columns)
     along = (1, length) if horizontal else (length, 1)
     thick = cv2.dilate(mask, np.ones(across, np.uint8))
@@ -97,8 +100,8 @@ def _rule_band(
     first = int(np.argmax(found))
     last = len(found) - int(np.argmax(found[::-1]))
     # A quarter-size pixel covers four; the full-size search thickens across the run by
-    # up to length / 25, and a tilted line wanders that much more: keep a margin of both.
-    margin = 4 + 2 * (max(3, length // 25) | 1)
+    # up to length / RUN_TILT, and a tilted line wanders that much more: keep a margin of both.
+    margin = 4 + 2 * (max(3, length // RUN_TILT) | 1)
     return max(0, 4 * first - margin), min(across, 4 * last + margin)
 
 
