@@ -487,7 +487,7 @@ def remove_rules(ink: np.ndarray) -> tuple[np.ndarray, int, bool]:
     ]
     if not chosen:
         return given, 0, False
-    cleaned = _bridge(ink, chosen)
+    cleaned = _without_slivers(_bridge(ink, chosen), chosen)
     return (
         _without_box_sides(cleaned, [p for p, horizontal in chosen if horizontal]),
         len(chosen),
@@ -554,6 +554,34 @@ def _without_box_sides(ink: np.ndarray, horizontals: list[np.ndarray]) -> np.nda
     if not drop.any() or drop[1:].all():
         return ink  # nothing else left: the upright line is the writing (a "1" in a box)
     return np.where(drop[labels], 0.0, ink).astype(ink.dtype)
+
+
+def _without_slivers(ink: np.ndarray, rules: list[tuple[np.ndarray, bool]]) -> np.ndarray:
+    """The ink without what is left of a removed upright line beside it: the ends of a
+    leaning box side that the straight run did not cover. Such a sliver lies wholly
+    within the line's thickness of it, is no thicker than the line and runs along it
+    (three times longer than thick); pieces of a thin digit that a line crossed are not
+    that long. Horizontal rules are left alone: a 5's or 7's bar often lies along one."""
+    if all(horizontal for _, horizontal in rules):
+        return ink
+    mask = (ink > INK_LEVEL).astype(np.uint8)
+    count, labels, stats, _ = label_components(mask)
+    if count <= 2:
+        return ink  # one piece or none: nothing to tell a sliver from
+    slivers = np.zeros(count, dtype=bool)
+    for pixels, horizontal in rules:
+        if horizontal:
+            continue
+        thickness = _band_thickness(pixels.astype(np.uint8), horizontal)
+        reach = 2 * thickness + 3
+        near = cv2.dilate(pixels.astype(np.uint8), np.ones((reach, reach), np.uint8))
+        outside = np.bincount(labels[near == 0], minlength=count)
+        across, along = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
+        slivers |= (outside == 0) & (across <= thickness + 1) & (along >= 3 * across)
+    slivers[0] = False
+    if not slivers.any() or slivers[1:].all():
+        return ink
+    return np.where(slivers[labels], 0.0, ink).astype(ink.dtype)
 
 
 def _drop_specks(mask: np.ndarray) -> np.ndarray:
