@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from digitctl.rules import INK_LEVEL, SPECK_SHARE, label_components, remove_rules
+from digitctl.rules import INK_LEVEL, SPECK_SHARE, clean_lines, label_components
 
 FRAME_MIN_SIDE = 12  # pixels: smaller parts are never frames
 FRAME_HOLDS = 0.8  # a part is inside a frame when this share of its box lies within
@@ -64,6 +64,8 @@ class Layout:
     only_rules: bool = False  # the image held rules or a box and nothing else
     cleaned: np.ndarray | None = field(default=None, repr=False)  # the ink after removal
     labels: np.ndarray | None = field(default=None, repr=False)  # components of ``cleaned``
+    # The layout also without lines that touch the writing (see find_glyphs), or None.
+    alternative: Layout | None = field(default=None, repr=False)
 
     @property
     def glyphs(self) -> list[Glyph]:
@@ -243,8 +245,19 @@ def _glyph(ink: np.ndarray, labels: np.ndarray, part: _Part, line: int) -> Glyph
 
 
 def find_glyphs(ink: np.ndarray) -> Layout:
-    """The glyph candidates of an ink map, by line (top to bottom), each left to right."""
-    cleaned, rules, only_rules = remove_rules(ink)
+    """The glyph candidates of an ink map, by line (top to bottom), each left to right.
+
+    When lines touching the writing may be furniture or strokes (an underline, or a 2's
+    base), ``alternative`` is the layout without them too, for the reader to weigh.
+    """
+    removal = clean_lines(ink)
+    layout = _layout(removal.cleaned, removal.rules, removal.only_rules)
+    if removal.alternative is not None:
+        layout.alternative = _layout(removal.alternative, removal.rules + removal.doubtful, False)
+    return layout
+
+
+def _layout(cleaned: np.ndarray, rules: int, only_rules: bool) -> Layout:
     labels, parts = _components(cleaned)
     # Paper furniture the straight-line search missed: frames apart from the digit, then
     # hand-drawn underlines (found among what the frames leave).

@@ -300,15 +300,22 @@ def draft(grey: np.ndarray, size: tuple[int, int]) -> Draft:
     for ink_map in maps:
         # The ink map may be upsampled (tiny inputs): boxes go back to input pixels.
         ink_map.scale = size[0] / (work_w / ink_map.scale) if work_w else 1.0
-        layout = find_glyphs(ink_map.ink)
-        hypothesis = _Hypothesis(dark_ink=ink_map.dark_ink)
-        if layout.only_rules:
-            hypothesis.only_rules = True
-        elif len(layout.glyphs) > MAX_GLYPHS:
-            hypothesis.failure = "too many separate marks for digits (texture or a photo?)"
-        else:
-            hypothesis.lines = [_draft_line(layout, line, ink_map, views) for line in layout.lines]
-        hypotheses.append(hypothesis)
+        found = find_glyphs(ink_map.ink)
+        # An alternative layout (without lines that touch the writing) is one more
+        # hypothesis of the same polarity: the model's surer reading wins.
+        for layout in (found, found.alternative):
+            if layout is None:
+                continue
+            hypothesis = _Hypothesis(dark_ink=ink_map.dark_ink)
+            if layout.only_rules:
+                hypothesis.only_rules = True
+            elif len(layout.glyphs) > MAX_GLYPHS:
+                hypothesis.failure = "too many separate marks for digits (texture or a photo?)"
+            else:
+                hypothesis.lines = [
+                    _draft_line(layout, line, ink_map, views) for line in layout.lines
+                ]
+            hypotheses.append(hypothesis)
     return Draft(views, hypotheses, size)
 
 

@@ -321,10 +321,12 @@ def _touches(c: _Candidate, rest: np.ndarray) -> bool:
     return bool((grown & rest.astype(bool)).any())
 
 
-def _is_rule(
+def _verdict(
     c: _Candidate, other: tuple, rest: np.ndarray, shape: tuple[int, int], boxed: bool
-) -> bool:
-    """Whether one straight candidate is paper furniture rather than a stroke of a digit."""
+) -> bool | None:
+    """Whether one straight candidate is paper furniture (True) or a stroke of a digit
+    (False); None when it lies like an underline but touches the writing, as a 2's base
+    would."""
     h, w = shape
     if boxed or _reaches_past(c.box, other, c.horizontal, c.thickness):
         return True
@@ -337,9 +339,15 @@ def _is_rule(
         at_border = c.box[0] <= edge or c.box[2] >= w - edge
         beside = False  # a vertical stroke beside a digit may well be a "1"
         long_enough = (c.box[3] - c.box[1]) >= 0.7 * h
-    if (at_border and long_enough) or (beside and long_enough):
-        return not _touches(c, rest)
-    return False
+    if not long_enough or not (at_border or beside):
+        return False
+    if not _touches(c, rest):
+        return True
+    # Touching the writing, an underline may be furniture, and so may a 2's base: both
+    # readings go to the classifier. An overline that touches is a 7's or 5's bar, and a
+    # line along the image's edge is the writing's own stroke in a tight crop (an "n"'s
+    # stem): neither is offered as furniture.
+    return None if c.horizontal and c.box[1] >= other[3] else False
 
 
 def _could_be_strokes(candidates: list[_Candidate], shape: tuple[int, int]) -> bool:
@@ -439,18 +447,38 @@ def _tall(rest: np.ndarray) -> bool:
     return count > 1 and int(stats[1:, cv2.CC_STAT_HEIGHT].max()) >= OTHER_INK_TALL * rest.shape[0]
 
 
+@dataclass
+class Removal:
+    """What :func:`clean_lines` made of an ink map."""
+
+    cleaned: np.ndarray  # the ink without the lines found to be paper furniture
+    rules: int  # lines removed
+    only_rules: bool  # nothing but lines was there
+    # The ink also without the lines that may be furniture or writing: an underline or
+    # the edge of a box that touches the digit, where a 2's base or a 7's bar would too.
+    # The reader lets the classifier choose (None: there were none).
+    alternative: np.ndarray | None = None
+    doubtful: int = 0  # lines removed in the alternative only
+
+
 def remove_rules(ink: np.ndarray) -> tuple[np.ndarray, int, bool]:
     """The ink with ruled lines, grid lines, box edges and underlines taken out.
 
     Returns (cleaned ink, rules removed, whether nothing but rules was there).
     """
+    removal = clean_lines(ink)
+    return removal.cleaned, removal.rules, removal.only_rules
+
+
+def clean_lines(ink: np.ndarray) -> Removal:
+    """:func:`remove_rules`, with the alternative reading of lines that touch the writing."""
     faint = (ink > RULE_LEVEL).astype(np.uint8)
     quarter = _quarter(faint)
     candidates = [_Candidate(*found, True) for found in _rule_candidates(faint, True, quarter)]
     candidates += [_Candidate(*found, False) for found in _rule_candidates(faint, False, quarter)]
     candidates = _thin_unless_boxed(candidates, faint)
     if not candidates:
-        return ink, 0, False
+        return Removal(ink, 0, False)
     given, ink = ink, _relevelled(ink, candidates)
     mask = (ink > INK_LEVEL).astype(np.uint8)
     rest = _rest(mask, candidates)
@@ -474,25 +502,28 @@ def remove_rules(ink: np.ndarray) -> tuple[np.ndarray, int, bool]:
             rest = _rest(mask, candidates)
             other = _extent(rest)
         elif _could_be_strokes(candidates, mask.shape):
-            return given, 0, False
+            return Removal(given, 0, False)
         else:
-            return np.zeros_like(ink), len(candidates), True
+            return Removal(np.zeros_like(ink), len(candidates), True)
     if other is None:
-        return np.zeros_like(ink), len(candidates), True
+        return Removal(np.zeros_like(ink), len(candidates), True)
     box_sides = _strokes_off(_box_sides(candidates, other), candidates, rest)
-    chosen = [
-        (c.pixels, c.horizontal)
-        for i, c in enumerate(candidates)
-        if _is_rule(c, other, rest, mask.shape, i in box_sides)
-    ]
+    chosen: list[tuple[np.ndarray, bool]] = []
+    doubtful: list[tuple[np.ndarray, bool]] = []
+    for i, c in enumerate(candidates):
+        verdict = _verdict(c, other, rest, mask.shape, i in box_sides)
+        if verdict is not False:
+            (chosen if verdict else doubtful).append((c.pixels, c.horizontal))
+    alternative = _cleaned(ink, chosen + doubtful) if doubtful else None
     if not chosen:
-        return given, 0, False
+        return Removal(given, 0, False, alternative, len(doubtful))
+    return Removal(_cleaned(ink, chosen), len(chosen), False, alternative, len(doubtful))
+
+
+def _cleaned(ink: np.ndarray, chosen: list[tuple[np.ndarray, bool]]) -> np.ndarray:
+    """The ink without the chosen lines, the strokes they crossed bridged again."""
     cleaned = _without_slivers(_bridge(ink, chosen), chosen)
-    return (
-        _without_box_sides(cleaned, [p for p, horizontal in chosen if horizontal]),
-        len(chosen),
-        False,
-    )
+    return _without_box_sides(cleaned, [p for p, horizontal in chosen if horizontal])
 
 
 def _relevelled(ink: np.ndarray, candidates: list[_Candidate]) -> np.ndarray:

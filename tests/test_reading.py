@@ -248,3 +248,26 @@ def test_a_thin_one_at_the_end_of_touching_digits_can_be_a_piece_of_its_own() ->
     (glyph,) = glyphs
     narrow = [p for p in glyph.pieces if p.start == 0 and p.stop <= 0.17 * glyph.height]
     assert narrow, [(p.start, p.stop) for p in glyph.pieces]
+
+
+def test_an_underline_touching_the_digit_is_weighed_as_furniture_and_as_a_stroke(
+    predictor: Predictor,
+) -> None:
+    # A 7 written on its underline: the line touches the stem, so it may be a stroke (a
+    # 2's base would too) and is not simply removed. The layout offers both readings,
+    # and the classifier's surer one wins: with the line the 7 was read as a "1".
+    from test_layout import ink_digit, page
+
+    from digitctl.inkmap import ink_maps
+    from digitctl.layout import find_glyphs
+
+    grey = page(160, 160)
+    ink_digit(grey, 7, 30, 20, 110)
+    rows, cols = np.nonzero(grey < 0.5)
+    bottom = int(rows.max())
+    grey[bottom - 2 : bottom + 3, 40:120] = 0.1  # the underline, barely wider than the 7
+    layout = find_glyphs(ink_maps(grey)[0].ink)
+    assert layout.alternative is not None
+    assert all(g.box[3] < bottom - 2 for g in layout.alternative.glyphs), "no line in it"
+    image = Image.fromarray((grey * 255).astype(np.uint8))
+    assert predictor.read(image).text == "7"
