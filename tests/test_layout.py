@@ -38,6 +38,21 @@ def layout_of(grey: np.ndarray):
     return find_glyphs(ink_maps(grey)[0].ink)
 
 
+def faint_digit_in_heavy_box(
+    side: int, frame: tuple[int, int], digit: tuple[int, int, int], pen: int, strength: float
+) -> np.ndarray:
+    """A black printed box (``frame``: its outer offset and line thickness) around a
+    pencil-grey 3 (``digit``: x, y, size) drawn ``strength`` as dark as the ink."""
+    grey = page(side, side)
+    start, thick = frame
+    stop = side - start
+    grey[start : start + thick, start:stop] = grey[stop - thick : stop, start:stop] = 0.05
+    grey[start:stop, start : start + thick] = grey[start:stop, stop - thick : stop] = 0.05
+    drawn = page(side, side)
+    ink_digit(drawn, 3, *digit, width=pen)
+    return np.minimum(grey, 0.95 - strength * (0.95 - drawn))
+
+
 def test_a_box_around_a_digit_is_removed() -> None:
     grey = page(160, 160)
     grey[20:24, 20:140] = grey[136:140, 20:140] = 0.1
@@ -51,21 +66,26 @@ def test_a_box_around_a_digit_is_removed() -> None:
     assert x0 > 30 and x1 < 130 and y0 > 30 and y1 < 130
 
 
-def test_a_faint_thin_digit_in_a_heavy_box_is_not_lost_with_it() -> None:
-    # A pencil-grey 3 in a black printed box: the ink map's contrast is the box's, so the
-    # digit stands at about a third of it, below the stroke level, until the writing off
-    # the lines is measured on its own.
-    grey = page(160, 160)
-    grey[16:26, 16:144] = grey[134:144, 16:144] = 0.05
-    grey[16:144, 16:26] = grey[16:144, 134:144] = 0.05
-    digit = page(160, 160)
-    ink_digit(digit, 3, 40, 40, 80, width=6)
-    grey = np.minimum(grey, 0.95 - 0.35 * (0.95 - digit))
-    layout = layout_of(grey)
+@pytest.mark.parametrize(
+    ("side", "frame", "digit", "pen", "strength", "inside"),
+    [
+        # The ink map's contrast is the box's, so the digit stands at about a third of
+        # it, below the stroke level, until the writing off the lines is measured alone.
+        (160, (16, 10), (40, 40, 80), 6, 0.35, (40, 35, 120, 115)),
+        # A fifth of the box's height, touching none of it: its ink is a small share of
+        # the box's, which alone would call it crumbs beside lines.
+        (200, (10, 16), (80, 80, 40), 4, 0.7, (70, 70, 130, 130)),
+    ],
+    ids=["faint", "small"],
+)
+def test_a_faint_thin_digit_in_a_heavy_box_is_not_lost_with_it(
+    side: int, frame: tuple, digit: tuple, pen: int, strength: float, inside: tuple
+) -> None:
+    layout = layout_of(faint_digit_in_heavy_box(side, frame, digit, pen, strength))
     assert not layout.only_rules
     assert len(layout.glyphs) == 1
     x0, y0, x1, y1 = layout.glyphs[0].box
-    assert x0 > 40 and x1 < 120 and y0 > 35 and y1 < 115
+    assert x0 > inside[0] and y0 > inside[1] and x1 < inside[2] and y1 < inside[3]
 
 
 def test_a_thin_tilted_box_apart_from_the_digit_is_removed() -> None:
@@ -319,22 +339,6 @@ def test_a_tight_crop_keeps_its_thick_strokes() -> None:
     cleaned, removed, _ = remove_rules(ink)
     assert removed == 0
     np.testing.assert_array_equal(cleaned, ink)
-
-
-def test_a_small_faint_digit_in_a_heavy_box_is_writing_however_little_ink_it_has() -> None:
-    # A thin pencil "3" a fifth of a thick black box's height, touching none of it: its
-    # ink is a small share of the box's, which alone would call it crumbs beside lines.
-    grey = page(200, 200)
-    grey[10:26, 10:190] = grey[174:190, 10:190] = 0.05
-    grey[10:190, 10:26] = grey[10:190, 174:190] = 0.05
-    digit = page(200, 200)
-    ink_digit(digit, 3, 80, 80, 40, width=4)
-    grey = np.minimum(grey, 0.95 - 0.7 * (0.95 - digit))
-    layout = layout_of(grey)
-    assert not layout.only_rules
-    assert len(layout.glyphs) == 1
-    x0, y0, x1, y1 = layout.glyphs[0].box
-    assert x0 > 70 and x1 < 130 and y0 > 70 and y1 < 130
 
 
 def test_a_thick_straight_stroke_beside_a_thin_box_is_the_digits_not_the_boxs() -> None:
