@@ -31,7 +31,7 @@ from digitctl.layout import INK_LEVEL, Glyph, Layout, find_glyphs
 # A glyph this many times wider than tall may be several touching digits.
 SPLIT_FROM_ASPECT = 0.9
 # Pieces of a split are this wide, in glyph heights (a "1" is narrow, a "0" near square).
-PIECE_WIDTHS = (0.15, 1.25)
+PIECE_WIDTHS = (0.18, 1.25)
 UNSPLIT_UP_TO_ASPECT = 1.7  # wider than this, a glyph is never one digit
 SPLIT_UP_TO_ASPECT = 8.0  # wider than this (a line's remnant), a glyph is no number either
 # A glyph read whole as a digit this surely, and no wider than this, is not split.

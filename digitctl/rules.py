@@ -655,19 +655,26 @@ def _line_core(pixels: np.ndarray, horizontal: bool, thickness: int) -> np.ndarr
     column (row, for an upright rule), except where the rule is thicker than itself
     there (a stroke joins it), where it is carried over from the nearest columns.
     """
-    along = pixels if horizontal else pixels.T
+    extent = _extent(pixels.astype(np.uint8))
+    if extent is None:
+        return pixels
+    x0, y0, x1, y1 = extent
+    window = pixels[y0:y1, x0:x1]
+    along = window if horizontal else window.T
     rows, cols = along.shape
     count = along.sum(axis=0)
-    index = np.arange(rows, dtype=np.float64)[:, None]
+    index = np.arange(rows, dtype=np.float32)[:, None]
     with np.errstate(invalid="ignore", divide="ignore"):
         centre = (along * index).sum(axis=0) / count
     clean = (count > 0) & (count <= thickness + 1)
     if not clean.any():
         return pixels
     known = np.flatnonzero(clean)
-    centre = np.interp(np.arange(cols), known, centre[known])
+    centre = np.interp(np.arange(cols), known, centre[known]).astype(np.float32)
     core = along & (np.abs(index - centre[None, :]) <= thickness / 2)
-    return core if horizontal else core.T
+    out = np.zeros_like(pixels)
+    out[y0:y1, x0:x1] = core if horizontal else core.T
+    return out
 
 
 def _band_thickness(band: np.ndarray, horizontal: bool) -> int:

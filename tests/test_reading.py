@@ -231,25 +231,6 @@ def test_pieces_of_one_height_stacked_may_be_one_digit() -> None:
     assert not reading._fragments([atom(0, 0, 40, 60), atom(50, 2, 90, 60)])
 
 
-def test_a_thin_one_at_the_end_of_touching_digits_can_be_a_piece_of_its_own() -> None:
-    # "10" written close: the 1 is a sixth of the height wide and touches the 0. A piece
-    # that narrow must be tried, or the 1 can only be read inside its neighbour.
-    from PIL import ImageDraw
-
-    drawing = Image.new("L", (110, 100), 0)
-    draw = ImageDraw.Draw(drawing)
-    draw.line((25, 20, 23, 80), fill=255, width=8)  # the "1": a sixth of its height wide
-    draw.rectangle((26, 48, 40, 52), fill=255)  # where it touches the next digit
-    draw.ellipse((36, 20, 86, 80), outline=255, width=10)  # the "0"
-    grey = 0.95 - 0.85 * np.asarray(drawing, np.float32) / 255
-    drafted = reading.draft(grey, (110, 100))
-    glyphs = [g for h in drafted.hypotheses for line in h.lines for g in line.runs.values()]
-    assert len(glyphs) == 1, "one glyph: the digits touch"
-    (glyph,) = glyphs
-    narrow = [p for p in glyph.pieces if p.start == 0 and p.stop <= 0.17 * glyph.height]
-    assert narrow, [(p.start, p.stop) for p in glyph.pieces]
-
-
 def test_an_underline_touching_the_digit_is_weighed_as_furniture_and_as_a_stroke(
     predictor: Predictor,
 ) -> None:
