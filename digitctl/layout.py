@@ -244,13 +244,14 @@ def _glyph(ink: np.ndarray, labels: np.ndarray, part: _Part, line: int) -> Glyph
     return Glyph(box=(x0, y0, x1, y1), ink=crop, line=line, labels=tuple(part.labels))
 
 
-def find_glyphs(ink: np.ndarray) -> Layout:
+def find_glyphs(ink: np.ndarray, faint_rules: bool = True) -> Layout:
     """The glyph candidates of an ink map, by line (top to bottom), each left to right.
 
     When lines touching the writing may be furniture or strokes (an underline, or a 2's
     base), ``alternative`` is the layout without them too, for the reader to weigh.
+    ``faint_rules``: see :func:`digitctl.rules.clean_lines`.
     """
-    removal = clean_lines(ink)
+    removal = clean_lines(ink, faint_rules)
     layout = _layout(removal.cleaned, removal.rules, removal.only_rules)
     if removal.alternative is not None:
         layout.alternative = _layout(removal.alternative, removal.rules + removal.doubtful, False)

@@ -300,7 +300,7 @@ def draft(grey: np.ndarray, size: tuple[int, int]) -> Draft:
     for ink_map in maps:
         # The ink map may be upsampled (tiny inputs): boxes go back to input pixels.
         ink_map.scale = size[0] / (work_w / ink_map.scale) if work_w else 1.0
-        found = find_glyphs(ink_map.ink)
+        found = find_glyphs(ink_map.ink, faint_rules=ink_map.scale >= 1.0)
         # An alternative layout (without lines that touch the writing) is one more
         # hypothesis of the same polarity: the model's surer reading wins.
         for layout in (found, found.alternative):

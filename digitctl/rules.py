@@ -19,6 +19,11 @@ import numpy as np
 
 INK_LEVEL = 0.3  # ink-map value above which a pixel is a stroke
 RULE_LEVEL = 0.25  # rules are looked for lower: grey or blue printed lines are fainter
+# ... and lower still in ink maps this large (short side, pixels) and not upsampled: a
+# photo's faint printed lines break into short runs at 0.25, while in a small or an
+# upsampled crop a faint level takes the strokes' blurred rims for lines.
+FAINT_RULES_FROM = 64
+FAINT_RULE_LEVEL = 0.2
 RUN_TILT = 14  # a straight run may wander across its direction by 1/RUN_TILT of its length
 RULE_SPAN = 0.45  # a rule candidate spans at least this share of the image side
 RULE_REACH = 0.1  # ... and reaches past the other ink by this share of its extent
@@ -470,9 +475,15 @@ def remove_rules(ink: np.ndarray) -> tuple[np.ndarray, int, bool]:
     return removal.cleaned, removal.rules, removal.only_rules
 
 
-def clean_lines(ink: np.ndarray) -> Removal:
-    """:func:`remove_rules`, with the alternative reading of lines that touch the writing."""
-    faint = (ink > RULE_LEVEL).astype(np.uint8)
+def clean_lines(ink: np.ndarray, faint_rules: bool = True) -> Removal:
+    """:func:`remove_rules`, with the alternative reading of lines that touch the writing.
+
+    ``faint_rules``: look for fainter lines in a large ink map (False for one upsampled
+    from a tiny input, whose strokes' blurred rims would pass for lines).
+    """
+    faint_enough = faint_rules and min(ink.shape) >= FAINT_RULES_FROM
+    level = FAINT_RULE_LEVEL if faint_enough else RULE_LEVEL
+    faint = (ink > level).astype(np.uint8)
     quarter = _quarter(faint)
     candidates = [_Candidate(*found, True) for found in _rule_candidates(faint, True, quarter)]
     candidates += [_Candidate(*found, False) for found in _rule_candidates(faint, False, quarter)]
