@@ -459,9 +459,9 @@ class Removal:
     cleaned: np.ndarray  # the ink without the lines found to be paper furniture
     rules: int  # lines removed
     only_rules: bool  # nothing but lines was there
-    # The ink also without the lines that may be furniture or writing: an underline or
-    # the edge of a box that touches the digit, where a 2's base or a 7's bar would too.
-    # The reader lets the classifier choose (None: there were none).
+    # The ink also without the lines that may be furniture or writing: an underline
+    # that touches the digit, as a 2's base would. The reader lets the classifier
+    # choose (None: there was none).
     alternative: np.ndarray | None = None
     doubtful: int = 0  # lines removed in the alternative only
 
@@ -519,22 +519,22 @@ def clean_lines(ink: np.ndarray, faint_rules: bool = True) -> Removal:
     if other is None:
         return Removal(np.zeros_like(ink), len(candidates), True)
     box_sides = _strokes_off(_box_sides(candidates, other), candidates, rest)
-    chosen: list[tuple[np.ndarray, bool]] = []
-    doubtful: list[tuple[np.ndarray, bool]] = []
+    chosen: list[_Candidate] = []
+    doubtful: list[_Candidate] = []
     for i, c in enumerate(candidates):
         verdict = _verdict(c, other, rest, mask.shape, i in box_sides)
         if verdict is not False:
-            (chosen if verdict else doubtful).append((c.pixels, c.horizontal))
+            (chosen if verdict else doubtful).append(c)
     alternative = _cleaned(ink, chosen + doubtful) if doubtful else None
     if not chosen:
         return Removal(given, 0, False, alternative, len(doubtful))
     return Removal(_cleaned(ink, chosen), len(chosen), False, alternative, len(doubtful))
 
 
-def _cleaned(ink: np.ndarray, chosen: list[tuple[np.ndarray, bool]]) -> np.ndarray:
+def _cleaned(ink: np.ndarray, chosen: list[_Candidate]) -> np.ndarray:
     """The ink without the chosen lines, the strokes they crossed bridged again."""
     cleaned = _without_slivers(_bridge(ink, chosen), chosen)
-    return _without_box_sides(cleaned, [p for p, horizontal in chosen if horizontal])
+    return _without_box_sides(cleaned, [c for c in chosen if c.horizontal])
 
 
 def _relevelled(ink: np.ndarray, candidates: list[_Candidate]) -> np.ndarray:
@@ -555,7 +555,7 @@ def _relevelled(ink: np.ndarray, candidates: list[_Candidate]) -> np.ndarray:
     return np.where(near > 0, ink, np.minimum(ink * gain, 1.0)).astype(np.float32)
 
 
-def _without_box_sides(ink: np.ndarray, horizontals: list[np.ndarray]) -> np.ndarray:
+def _without_box_sides(ink: np.ndarray, horizontals: list[_Candidate]) -> np.ndarray:
     """The ink without the upright lines left between two removed horizontal rules: the
     sides and dividers of a box or comb that the straight-line search missed (tilted,
     wobbly, or with remnants beside them), which would otherwise read as "1"s.
@@ -572,8 +572,8 @@ def _without_box_sides(ink: np.ndarray, horizontals: list[np.ndarray]) -> np.nda
     # Reach past what _bridge cleared around each rule (1 + thickness // 4 pixels).
     grown = [
         cv2.dilate(
-            rule.astype(np.uint8),
-            np.ones((2 * (3 + _band_thickness(rule.astype(np.uint8), True) // 4) + 1, 3), np.uint8),
+            rule.pixels.astype(np.uint8),
+            np.ones((2 * (3 + int(rule.thickness) // 4) + 1, 3), np.uint8),
         ).astype(bool)
         for rule in horizontals
     ]
@@ -598,25 +598,24 @@ def _without_box_sides(ink: np.ndarray, horizontals: list[np.ndarray]) -> np.nda
     return np.where(drop[labels], 0.0, ink).astype(ink.dtype)
 
 
-def _without_slivers(ink: np.ndarray, rules: list[tuple[np.ndarray, bool]]) -> np.ndarray:
+def _without_slivers(ink: np.ndarray, rules: list[_Candidate]) -> np.ndarray:
     """The ink without what is left of a removed upright line beside it: the ends of a
     leaning box side that the straight run did not cover. Such a sliver lies wholly
     within the line's thickness of it, is no thicker than the line and runs along it
     (three times longer than thick); pieces of a thin digit that a line crossed are not
     that long. Horizontal rules are left alone: a 5's or 7's bar often lies along one."""
-    if all(horizontal for _, horizontal in rules):
+    upright = [c for c in rules if not c.horizontal]
+    if not upright:
         return ink
     mask = (ink > INK_LEVEL).astype(np.uint8)
     count, labels, stats, _ = label_components(mask)
     if count <= 2:
         return ink  # one piece or none: nothing to tell a sliver from
     slivers = np.zeros(count, dtype=bool)
-    for pixels, horizontal in rules:
-        if horizontal:
-            continue
-        thickness = _band_thickness(pixels.astype(np.uint8), horizontal)
+    for rule in upright:
+        thickness = int(rule.thickness)
         reach = 2 * thickness + 3
-        near = cv2.dilate(pixels.astype(np.uint8), np.ones((reach, reach), np.uint8))
+        near = cv2.dilate(rule.pixels.astype(np.uint8), np.ones((reach, reach), np.uint8))
         outside = np.bincount(labels[near == 0], minlength=count)
         across, along = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
         slivers |= (outside == 0) & (across <= thickness + 1) & (along >= 3 * across)
@@ -636,7 +635,7 @@ def _drop_specks(mask: np.ndarray) -> np.ndarray:
     return keep[labels].astype(np.uint8)
 
 
-def _bridge(ink: np.ndarray, rules: list[tuple[np.ndarray, bool]]) -> np.ndarray:
+def _bridge(ink: np.ndarray, rules: list[_Candidate]) -> np.ndarray:
     """Erase the rules and repair the strokes they crossed.
 
     Each rule's band (a little wider than the rule, for its anti-aliased edges) is
@@ -644,9 +643,9 @@ def _bridge(ink: np.ndarray, rules: list[tuple[np.ndarray, bool]]) -> np.ndarray
     sides: a stroke cut by a removed line is joined again, the line itself is not.
     """
     cleaned = ink.copy()
-    for pixels, horizontal in rules:
-        thickness = _band_thickness(pixels.astype(np.uint8), horizontal)
-        band = _line_core(pixels, horizontal, thickness).astype(np.uint8)
+    for rule in rules:
+        horizontal, thickness = rule.horizontal, int(rule.thickness)
+        band = _line_core(rule).astype(np.uint8)
         grow = np.ones((3, 1) if horizontal else (1, 3), np.uint8)
         band = cv2.dilate(band, grow, iterations=1 + thickness // 4).astype(bool)
         cleaned[band] = 0.0
@@ -657,7 +656,7 @@ def _bridge(ink: np.ndarray, rules: list[tuple[np.ndarray, bool]]) -> np.ndarray
     return cleaned
 
 
-def _line_core(pixels: np.ndarray, horizontal: bool, thickness: int) -> np.ndarray:
+def _line_core(rule: _Candidate) -> np.ndarray:
     """A rule's pixels within its own thickness of its centre line.
 
     The straight-run search takes in the rows of a stroke next to the line where the
@@ -666,10 +665,8 @@ def _line_core(pixels: np.ndarray, horizontal: bool, thickness: int) -> np.ndarr
     column (row, for an upright rule), except where the rule is thicker than itself
     there (a stroke joins it), where it is carried over from the nearest columns.
     """
-    extent = _extent(pixels.astype(np.uint8))
-    if extent is None:
-        return pixels
-    x0, y0, x1, y1 = extent
+    pixels, horizontal, thickness = rule.pixels, rule.horizontal, int(rule.thickness)
+    x0, y0, x1, y1 = rule.box
     window = pixels[y0:y1, x0:x1]
     along = window if horizontal else window.T
     rows, cols = along.shape
