@@ -13,6 +13,12 @@ training card, then:
 3. writes ``digitctl/assets/model/digitctl_cnn.{keras,tflite}`` and
    ``digitctl_cnn_card.json`` (schema 2) with the calibration, the test figures, the
    training record and the commands that reproduce it.
+
+With ``--candidate DIR`` it stops after step 1 and writes the calibrated model to ``DIR``
+instead (``DIR/candidate.{keras,tflite}`` and its card, no test figures): a model to
+compare with the bundled one on the validation reading sets (``choose_threshold.py
+--model DIR/candidate.keras``, ``bench_framing.py --seed 1 --model ...``) before the test
+set is looked at.
 """
 
 from __future__ import annotations
@@ -39,6 +45,12 @@ def main() -> None:
     parser.add_argument("--mnist", default=str(ROOT.parent / "shared" / "data" / "mnist"))
     parser.add_argument("--base", default=None, help="what the run started from")
     parser.add_argument("--command", default=None, help="the train command that made it")
+    parser.add_argument(
+        "--candidate",
+        type=Path,
+        default=None,
+        help="calibrate only and write the model here (the test set is not looked at)",
+    )
     args = parser.parse_args()
 
     import keras
@@ -68,6 +80,9 @@ def main() -> None:
     digits = probabilities[clean, :10].argmax(axis=1)
     figures["mnist_val_accuracy"] = round(float(np.mean(digits == splits.y_val)), 6)
     print("calibration", json.dumps(figures), file=sys.stderr)
+    if args.candidate is not None:
+        _write_candidate(args.candidate, model_path, model, trained_card, figures)
+        return
 
     test = np.asarray(model.predict(splits.x_test, batch_size=512, verbose=0))
     metrics = compute_metrics(test, splits.y_test)
@@ -119,6 +134,30 @@ def main() -> None:
     )
     card.write(BUNDLED_MODEL_DIR / "digitctl_cnn_card.json")
     print(f"wrote {target}, its .tflite and card", file=sys.stderr)
+
+
+def _write_candidate(folder: Path, model_path: Path, model, trained_card, figures) -> None:
+    """The calibrated model, to be compared on validation data before it is bundled."""
+    from dataclasses import replace
+
+    from digitctl.export import write_lite_export
+    from digitctl.robust import NOT_A_DIGIT_CLASS
+
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / "candidate.keras"
+    shutil.copyfile(model_path, target)
+    write_lite_export(model, target.with_suffix(".tflite"))
+    card = replace(
+        trained_card,
+        name="candidate",
+        classes=[*(str(d) for d in range(10)), NOT_A_DIGIT_CLASS],
+        temperature=figures["temperature"],
+        reject_threshold=figures["reject_threshold"],
+        files={"keras": target.name, "tflite": target.with_suffix(".tflite").name},
+        extra={**trained_card.extra, "calibration": figures},
+    )
+    card.write(folder / "candidate_card.json")
+    print(f"wrote {target}, its .tflite and card (no test figures)", file=sys.stderr)
 
 
 def _history(path: Path) -> dict[str, list[float]]:

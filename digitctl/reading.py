@@ -30,6 +30,10 @@ from digitctl.layout import INK_LEVEL, Glyph, Layout, find_glyphs
 
 # A glyph this many times wider than tall may be several touching digits.
 SPLIT_FROM_ASPECT = 0.9
+# ... and from this, when other glyphs share its line: in a number, a narrow glyph may be
+# a "1" squeezed against its neighbour ("19"). Alone, it is more often one wide letter
+# (a "v", "U" or "H" would be read "11" or "14").
+SPLIT_FROM_ASPECT_IN_NUMBER = 0.75
 # Pieces of a split are this wide, in glyph heights (a "1" is narrow, a "0" near square).
 PIECE_WIDTHS = (0.18, 1.25)
 UNSPLIT_UP_TO_ASPECT = 1.7  # wider than this, a glyph is never one digit
@@ -249,7 +253,11 @@ def _fragments(atoms: list[Glyph]) -> bool:
 
 
 def _draft_glyph(
-    glyph: Glyph, ink_map: InkMap, views: list[np.ndarray], splits: bool = True
+    glyph: Glyph,
+    ink_map: InkMap,
+    views: list[np.ndarray],
+    splits: bool = True,
+    split_from: float = SPLIT_FROM_ASPECT,
 ) -> _GlyphDraft | None:
     ink = glyph.ink
     h, w = ink.shape
@@ -270,7 +278,7 @@ def _draft_glyph(
             return None
         draft.whole = len(views)
         views.append(view)
-    if splits and SPLIT_FROM_ASPECT * h < w <= SPLIT_UP_TO_ASPECT * h and h >= MIN_SPLIT_HEIGHT:
+    if splits and split_from * h < w <= SPLIT_UP_TO_ASPECT * h and h >= MIN_SPLIT_HEIGHT:
         draft.cuts = _candidate_cuts(ink)
         low, high = PIECE_WIDTHS[0] * h, PIECE_WIDTHS[1] * h
         for i, start in enumerate(draft.cuts):
@@ -337,7 +345,8 @@ def _draft_line(
                 if not _fragments(atoms[i : i + k]):
                     continue
                 glyph = layout.merged(atoms[i : i + k])
-            drafted = _draft_glyph(glyph, ink_map, views, splits=k == 1)
+            split_from = SPLIT_FROM_ASPECT_IN_NUMBER if len(atoms) > 1 else SPLIT_FROM_ASPECT
+            drafted = _draft_glyph(glyph, ink_map, views, splits=k == 1, split_from=split_from)
             if drafted is not None:
                 line.runs[(i, k)] = drafted
     return line

@@ -252,3 +252,22 @@ def test_an_underline_touching_the_digit_is_weighed_as_furniture_and_as_a_stroke
     assert all(g.box[3] < bottom - 2 for g in layout.alternative.glyphs), "no line in it"
     image = Image.fromarray((grey * 255).astype(np.uint8))
     assert predictor.read(image).text == "7"
+
+
+@pytest.mark.parametrize(("pair", "gap"), [("17", -0.2), ("14", -0.15)])
+def test_a_narrow_touching_pair_is_split_beside_other_digits(
+    predictor: Predictor, pair: str, gap: float
+) -> None:
+    """A "1" squeezed against its neighbour makes a glyph narrower than most pairs
+    (0.75-0.9 of its height): in a number it is tried as two digits, alone it is not."""
+    from digitctl.imaging import decode_grey
+
+    squeezed = number_image(pair, gap=gap)
+    number = Image.fromarray(
+        np.concatenate([np.asarray(number_image("3")), np.asarray(squeezed)], axis=1)
+    )
+    assert predictor.read(number).text == "3" + pair
+    alone = reading.draft(*decode_grey(squeezed))
+    glyphs = [g for line in alone.hypotheses[0].lines for g in line.runs.values()]
+    assert len(glyphs) == 1 and glyphs[0].width < reading.SPLIT_FROM_ASPECT * glyphs[0].height
+    assert glyphs[0].pieces == [], "a lone narrow glyph is read whole (a v is not 11)"
