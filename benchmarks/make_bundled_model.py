@@ -57,7 +57,6 @@ def main() -> None:
 
     from digitctl.data import load_splits
     from digitctl.evaluation import compute_metrics
-    from digitctl.export import write_lite_export
     from digitctl.robust import NOT_A_DIGIT_CLASS, calibrate
 
     settings = load_settings(
@@ -90,8 +89,7 @@ def main() -> None:
     print(f"MNIST test accuracy {metrics['accuracy']:.4%} ({errors} errors)", file=sys.stderr)
 
     target = BUNDLED_MODEL_DIR / "digitctl_cnn.keras"
-    shutil.copyfile(model_path, target)
-    write_lite_export(model, target.with_suffix(".tflite"))
+    _write_model(model_path, model, target)
     card = ModelCard(
         name="digitctl_cnn",
         description=trained_card.description
@@ -136,17 +134,23 @@ def main() -> None:
     print(f"wrote {target}, its .tflite and card", file=sys.stderr)
 
 
+def _write_model(model_path: Path, model, target: Path) -> None:
+    """The trained ``.keras`` file copied to ``target``, and its LiteRT export beside it."""
+    from digitctl.export import write_lite_export
+
+    shutil.copyfile(model_path, target)
+    write_lite_export(model, target.with_suffix(".tflite"))
+
+
 def _write_candidate(folder: Path, model_path: Path, model, trained_card, figures) -> None:
     """The calibrated model, to be compared on validation data before it is bundled."""
     from dataclasses import replace
 
-    from digitctl.export import write_lite_export
     from digitctl.robust import NOT_A_DIGIT_CLASS
 
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / "candidate.keras"
-    shutil.copyfile(model_path, target)
-    write_lite_export(model, target.with_suffix(".tflite"))
+    _write_model(model_path, model, target)
     card = replace(
         trained_card,
         name="candidate",

@@ -256,9 +256,10 @@ def _draft_glyph(
     glyph: Glyph,
     ink_map: InkMap,
     views: list[np.ndarray],
-    splits: bool = True,
-    split_from: float = SPLIT_FROM_ASPECT,
+    split_from: float | None = SPLIT_FROM_ASPECT,
 ) -> _GlyphDraft | None:
+    """The whole view of a glyph and, when it is wider than ``split_from`` of its height
+    (None: never), its candidate pieces."""
     ink = glyph.ink
     h, w = ink.shape
     scale = ink_map.scale
@@ -278,7 +279,11 @@ def _draft_glyph(
             return None
         draft.whole = len(views)
         views.append(view)
-    if splits and split_from * h < w <= SPLIT_UP_TO_ASPECT * h and h >= MIN_SPLIT_HEIGHT:
+    if (
+        split_from is not None
+        and split_from * h < w <= SPLIT_UP_TO_ASPECT * h
+        and h >= MIN_SPLIT_HEIGHT
+    ):
         draft.cuts = _candidate_cuts(ink)
         low, high = PIECE_WIDTHS[0] * h, PIECE_WIDTHS[1] * h
         for i, start in enumerate(draft.cuts):
@@ -332,6 +337,7 @@ def _draft_line(
 ) -> _LineDraft:
     """Candidates for one line: each atom, and runs of up to MAX_RUN neighbours joined."""
     line = _LineDraft(atoms=len(atoms))
+    split_from = SPLIT_FROM_ASPECT_IN_NUMBER if len(atoms) > 1 else SPLIT_FROM_ASPECT
     for i in range(len(atoms)):
         for k in range(1, min(MAX_RUN, len(atoms) - i) + 1):
             if k == 1:
@@ -345,8 +351,8 @@ def _draft_line(
                 if not _fragments(atoms[i : i + k]):
                     continue
                 glyph = layout.merged(atoms[i : i + k])
-            split_from = SPLIT_FROM_ASPECT_IN_NUMBER if len(atoms) > 1 else SPLIT_FROM_ASPECT
-            drafted = _draft_glyph(glyph, ink_map, views, splits=k == 1, split_from=split_from)
+            # A run of joined pieces is one digit or none: it is not split again.
+            drafted = _draft_glyph(glyph, ink_map, views, split_from if k == 1 else None)
             if drafted is not None:
                 line.runs[(i, k)] = drafted
     return line
