@@ -27,6 +27,13 @@ FRAME_BAND = 0.2  # a frame's ink lies within this share of its short side from 
 FRAME_EDGE_SHARE = 0.9  # ... at least this share of it
 UNDERLINE_FLATNESS = 0.25  # an underline is at most this tall for its width ...
 UNDERLINE_UNDER = 2.5  # ... under a part at least this many times taller
+# A stroke is ink above INK_LEVEL; fainter ink (above FAINT_STROKE_LEVEL) within
+# FAINT_STROKE_REACH pixels of a stroke joins its component (hysteresis): a thin or faint
+# pen's strokes break at INK_LEVEL into crumbs, and the crumbs fall below the speck size
+# or read as digits of their own. The reach keeps faint printed lines and texture away
+# from the writing out of it.
+FAINT_STROKE_LEVEL = 0.1
+FAINT_STROKE_REACH = 2
 # Stacked pieces of one glyph are at most this share of the taller one's height apart: a
 # thin pen's broken 3 or 5 (0.25 before: those read as two lines of writing).
 STACKED_GAP = 0.4
@@ -113,15 +120,23 @@ def _overlap(a0: int, a1: int, b0: int, b1: int) -> int:
 
 
 def _components(ink: np.ndarray) -> tuple[np.ndarray, list[_Part]]:
-    mask = (ink > INK_LEVEL).astype(np.uint8)
+    """Connected strokes (with the faint ink that bridges them, see FAINT_STROKE_LEVEL),
+    specks dropped; a part's area counts its stroke pixels only."""
+    strokes = (ink > INK_LEVEL).astype(np.uint8)
+    side = 2 * FAINT_STROKE_REACH + 1
+    near = cv2.dilate(strokes, np.ones((side, side), np.uint8))
+    mask = ((ink > FAINT_STROKE_LEVEL) & (near > 0)).astype(np.uint8)
     count, labels, stats, _ = label_components(mask)
     if count <= 1:
         return labels, []
-    areas = stats[1:, cv2.CC_STAT_AREA]
+    # Faint ink joins strokes but makes no part of its own.
+    areas = np.bincount(labels[strokes > 0], minlength=count)
+    areas[0] = 0
     largest = int(areas.max())
     parts = []
     for index in range(1, count):
-        x, y, bw, bh, area = (int(v) for v in stats[index])
+        x, y, bw, bh = (int(v) for v in stats[index, :4])
+        area = int(areas[index])
         if area < max(3, SPECK_SHARE * largest):
             continue
         parts.append(_Part([x, y, x + bw, y + bh], [index], area))

@@ -36,7 +36,9 @@ SPLIT_FROM_ASPECT = 0.9
 SPLIT_FROM_ASPECT_IN_NUMBER = 0.75
 # Pieces of a split are this wide, in glyph heights (a "1" is narrow, a "0" near square).
 PIECE_WIDTHS = (0.18, 1.25)
-UNSPLIT_UP_TO_ASPECT = 1.7  # wider than this, a glyph is never one digit
+# Wider than this, a glyph is never one digit (1.7 before: a flat "2" with a long base,
+# common in MNIST, stands 2.2 times wider than tall, and was read as two digits).
+UNSPLIT_UP_TO_ASPECT = 2.3
 SPLIT_UP_TO_ASPECT = 8.0  # wider than this (a line's remnant), a glyph is no number either
 # A glyph read whole as a digit this surely, and no wider than this, is not split.
 SURE_WHOLE = 0.98
@@ -46,7 +48,12 @@ CUT_PENALTY = 0.0  # log-prior per digit read (0: none; chosen on the seed-1 val
 FIRST_MAP_BONUS = 0.05  # the likelier polarity wins ties
 MAX_GLYPHS = 64  # more candidate glyphs than this: texture, not writing
 MAX_RUN = 3  # at most this many neighbouring pieces are tried as one digit
-MERGED_UP_TO_ASPECT = 1.2  # joined pieces must look like one digit: not much wider than tall
+# Joined pieces must look like one digit: not much wider than tall (1.2 before: a 5 whose
+# flag, drawn apart, reaches past its body to the right is 1.25 wide).
+MERGED_UP_TO_ASPECT = 1.5
+# A glyph shorter than this share of the tallest in its line is a fragment (a 5's flag,
+# a dash): it is read whole or not at all, never split into digits of its own height.
+SHORT_IN_LINE = 0.4
 FRAGMENT_HEIGHT = 0.8  # a piece shorter than this share of its tallest neighbour
 STACKED_PIECES = 1.3  # ... or pieces that together stand this many times the tallest's height
 FLOOR = 1e-6
@@ -338,6 +345,7 @@ def _draft_line(
     """Candidates for one line: each atom, and runs of up to MAX_RUN neighbours joined."""
     line = _LineDraft(atoms=len(atoms))
     split_from = SPLIT_FROM_ASPECT_IN_NUMBER if len(atoms) > 1 else SPLIT_FROM_ASPECT
+    tallest = max(a.height for a in atoms)
     for i in range(len(atoms)):
         for k in range(1, min(MAX_RUN, len(atoms) - i) + 1):
             if k == 1:
@@ -352,7 +360,8 @@ def _draft_line(
                     continue
                 glyph = layout.merged(atoms[i : i + k])
             # A run of joined pieces is one digit or none: it is not split again.
-            drafted = _draft_glyph(glyph, ink_map, views, split_from if k == 1 else None)
+            splits = k == 1 and glyph.height >= SHORT_IN_LINE * tallest
+            drafted = _draft_glyph(glyph, ink_map, views, split_from if splits else None)
             if drafted is not None:
                 line.runs[(i, k)] = drafted
     return line

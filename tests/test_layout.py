@@ -239,6 +239,35 @@ def test_a_thin_pens_broken_digit_is_one_glyph() -> None:
     assert layout.glyphs[0].box[1] <= 21 and layout.glyphs[0].box[3] >= 100
 
 
+def ring(ink: np.ndarray, cx: int, cy: int, faint_at: tuple[int, ...] = ()) -> None:
+    """A "0" drawn straight into an ink map; its stroke fades to 0.2 (below the stroke
+    level, as a thin pen's does) in 3-pixel gaps at the columns ``faint_at``."""
+    yy, xx = np.mgrid[: ink.shape[0], : ink.shape[1]]
+    stroke = (np.hypot(yy - cy, xx - cx) > 22) & (np.hypot(yy - cy, xx - cx) < 25)
+    ink[stroke] = np.maximum(ink[stroke], 0.7)
+    for x in faint_at:
+        ink[stroke & (np.abs(xx - x) < 2)] = 0.2
+
+
+def test_a_stroke_that_fades_below_the_stroke_level_is_still_one_glyph() -> None:
+    # Faded at top and bottom, the 0's halves stood side by side as two glyphs ("00").
+    ink = np.zeros((80, 80), np.float32)
+    ring(ink, 40, 40, faint_at=(40,))
+    layout = find_glyphs(ink)
+    assert [g.box for g in layout.glyphs] == [(16, 16, 65, 65)]
+
+
+def test_faint_ink_away_from_the_strokes_joins_nothing() -> None:
+    # A faint printed line between two digits touches both, but only its ends lie near
+    # their strokes: the digits stay two glyphs, and the line makes none of its own.
+    ink = np.zeros((80, 160), np.float32)
+    ring(ink, 40, 40)
+    ring(ink, 115, 40)
+    ink[39:42, 66:90] = 0.2
+    layout = find_glyphs(ink)
+    assert [g.box for g in layout.glyphs] == [(16, 16, 65, 65), (91, 16, 140, 65)]
+
+
 @pytest.mark.parametrize("polarity", ["dark", "light"])
 @pytest.mark.parametrize("side", [8, 12, 20, 36])
 def test_tight_and_tiny_crops_are_read_whatever_the_polarity(polarity: str, side: int) -> None:

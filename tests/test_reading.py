@@ -271,3 +271,41 @@ def test_a_narrow_touching_pair_is_split_beside_other_digits(
     glyphs = [g for line in alone.hypotheses[0].lines for g in line.runs.values()]
     assert len(glyphs) == 1 and glyphs[0].width < reading.SPLIT_FROM_ASPECT * glyphs[0].height
     assert glyphs[0].pieces == [], "a lone narrow glyph is read whole (a v is not 11)"
+
+
+def flattened(label: str, aspect: float) -> Image.Image:
+    """``label`` drawn as in number_image, squashed to ``aspect`` times wider than tall."""
+    drawn = number_image(label)
+    ink = np.asarray(drawn) < 128
+    rows, cols = np.nonzero(ink)
+    glyph = drawn.crop((cols.min(), rows.min(), cols.max() + 1, rows.max() + 1))
+    glyph = glyph.resize((int(glyph.height * aspect), glyph.height))
+    page = Image.new("L", (glyph.width + 40, glyph.height + 40), int(np.asarray(drawn).max()))
+    page.paste(glyph, (20, 20))
+    return page
+
+
+@pytest.mark.parametrize("label", ["0", "3", "7"])
+@pytest.mark.parametrize("aspect", [1.8, 2.1])
+def test_a_flat_wide_digit_is_read_whole(predictor: Predictor, label: str, aspect: float) -> None:
+    # A "2" with a long base stands twice as wide as tall in MNIST's own test set; up to
+    # 1.7 such a glyph was only tried as several digits.
+    assert predictor.read(flattened(label, aspect)).text == label
+
+
+def test_a_fragment_much_lower_than_its_line_is_never_split() -> None:
+    # A dash or a 5's flag drawn apart beside tall digits: its pieces, each as tall as the
+    # dash, were read as digits of their own ("5054" read "50524").
+    from digitctl.imaging import decode_grey
+
+    image = np.asarray(number_image("47", gap=1.2)).copy()
+    ink_columns = np.nonzero((image < 128).any(axis=0))[0]
+    gap = [x for x in range(ink_columns[0], ink_columns[-1]) if x not in set(ink_columns)]
+    middle = (gap[0] + gap[-1]) // 2
+    image[30:48, middle - 20 : middle + 20] = 40  # 40 × 18 px in the gap; digits 71 px tall
+    drafted = reading.draft(*decode_grey(Image.fromarray(image)))
+    atoms = [line.runs[(i, 1)] for line in drafted.hypotheses[0].lines for i in range(line.atoms)]
+    dash = min(atoms, key=lambda g: g.height)
+    assert dash.height < reading.SHORT_IN_LINE * max(g.height for g in atoms)
+    assert dash.pieces == []
+    assert all(g.pieces == [] or g.height > 60 for g in atoms)
