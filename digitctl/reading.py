@@ -58,6 +58,10 @@ FRAGMENT_HEIGHT = 0.8  # a piece shorter than this share of its tallest neighbou
 STACKED_PIECES = 1.3  # ... or pieces that together stand this many times the tallest's height
 FLOOR = 1e-6
 NEIGHBOURS_REJECT_ABOVE = 0.9  # the not-a-digit threshold for a glyph among digits
+# An input this many times taller than wide, its height filled by one stroke read "1", is
+# a 1 cropped to its ink (a postal-code crop): never "not a digit". The model learnt that
+# lone straight bars are box sides, and rejected most such crops.
+NARROW_INPUT = 3.0
 
 
 @dataclass
@@ -541,6 +545,8 @@ def _digit(
 def _assemble(digits: list[Digit], reject_above: float | None, size: tuple[int, int]) -> Reading:
     """Drop what is no digit, and join the rest into one string per line."""
     most_likely_not = max(d.not_digit for d in digits)
+    if _tight_one(digits, size):
+        reject_above = None
     if reject_above is not None:
         # Among confident neighbours, a glyph is probably a digit too (a thin "1" beside
         # a "7"): in a reading of several glyphs, only a clear "not a digit" drops one.
@@ -569,6 +575,15 @@ def _assemble(digits: list[Digit], reject_above: float | None, size: tuple[int, 
     )
     ordered = [d for _, row in sorted(lines.items()) for d in sorted(row, key=lambda d: d.box[0])]
     return Reading(text, ordered, "ok", None, most_likely_not, size)
+
+
+def _tight_one(digits: list[Digit], size: tuple[int, int]) -> bool:
+    """Whether the reading is one "1" filling the height of a narrow input (NARROW_INPUT)."""
+    width, height = size
+    if len(digits) != 1 or height < NARROW_INPUT * width:
+        return False
+    digit = digits[0]
+    return digit.label == 1 and digit.box[3] - digit.box[1] >= 0.8 * height
 
 
 def _area(box: Sequence[int]) -> int:
