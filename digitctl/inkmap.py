@@ -32,8 +32,9 @@ POLARITY_MARGIN = 2.0
 FLAT_PAPER_BELOW = 64  # inputs smaller than this are treated as evenly lit
 # A small crop whose darker side holds 50% ± this of the pixels has an unclear polarity.
 FLAT_AMBIGUOUS = 0.2
-# A small input this many times longer than wide may be a stroke cropped to its ink (a
+# A small input this many times taller than wide may be a stroke cropped to its ink (a
 # "1"): its ink can outnumber its paper, so the majority says nothing of the polarity.
+# (Not wide ones: a number's strip has paper between its digits.)
 NARROW_CROP = 3.0
 SHADED_FLOOR = 0.35  # share of the ink contrast below which shading is left out
 TINY_SCAN_NOISE = 0.02  # the noise assumed when a small crop's measured noise hides all ink
@@ -178,7 +179,7 @@ def ink_maps(grey: np.ndarray) -> list[InkMap]:
         # A small crop has no room for uneven light, and its ink may fill half of it:
         # the paper is one level, that of the majority side.
         signals, ambiguous = _flat_signals(grey)
-        ambiguous = ambiguous or max(grey.shape) >= NARROW_CROP * min(grey.shape)
+        ambiguous = ambiguous or grey.shape[0] >= NARROW_CROP * grey.shape[1]
     else:
         signals, ambiguous = _lit_signals(grey)
     maps = []
