@@ -19,7 +19,16 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from digitctl.rules import INK_LEVEL, SPECK_SHARE, clean_lines, label_components
+from digitctl.rules import (
+    Removal,
+    INK_LEVEL,
+    SPECK_SHARE,
+    clean_lines,
+    frame_cell,
+    label_components,
+    line_candidates,
+    relevelled,
+)
 
 FRAME_MIN_SIDE = 12  # pixels: smaller parts are never frames
 FRAME_HOLDS = 0.8  # a part is inside a frame when this share of its box lies within
@@ -73,6 +82,13 @@ class Layout:
     labels: np.ndarray | None = field(default=None, repr=False)  # components of ``cleaned``
     # The layout also without lines that touch the writing (see find_glyphs), or None.
     alternative: Layout | None = field(default=None, repr=False)
+    # The layout of the frame cell around the image's centre alone (see find_glyphs), or None.
+    cell: Layout | None = field(default=None, repr=False)
+
+    @property
+    def readings(self) -> list[Layout]:
+        """This layout and the other ways to see the same ink, for the reader to weigh."""
+        return [self] + [other for other in (self.alternative, self.cell) if other is not None]
 
     @property
     def glyphs(self) -> list[Glyph]:
@@ -263,10 +279,28 @@ def find_glyphs(ink: np.ndarray, faint_rules: bool = True) -> Layout:
     """The glyph candidates of an ink map, by line (top to bottom), each left to right.
 
     When lines touching the writing may be furniture or strokes (an underline, or a 2's
-    base), ``alternative`` is the layout without them too, for the reader to weigh.
+    base), ``alternative`` is the layout without them too; when the ink has box or comb
+    lines on both sides of its centre, ``cell`` is the layout of that cell alone
+    (:func:`digitctl.rules.frame_cell`); the reader weighs them all.
     ``faint_rules``: see :func:`digitctl.rules.clean_lines`.
     """
-    removal = clean_lines(ink, faint_rules)
+    found = line_candidates(ink, faint_rules)
+    layout = _from_removal(clean_lines(ink, faint_rules, found))
+    cell = frame_cell(found[0], ink)
+    if cell is not None:
+        # The writing of a box or comb cell, read again without anything outside the
+        # cell: a heavy frame, or one the crop cut, can stay joined to the digit.
+        x0, y0, x1, y1 = cell
+        inner = np.zeros_like(ink)
+        # At the writing's own contrast: the frame's darker lines set the map's.
+        inner[y0:y1, x0:x1] = relevelled(ink[y0:y1, x0:x1], [])
+        within = _from_removal(clean_lines(inner, faint_rules))
+        if within.glyphs:
+            layout.cell = within
+    return layout
+
+
+def _from_removal(removal: Removal) -> Layout:
     layout = _layout(removal.cleaned, removal.rules, removal.only_rules)
     if removal.alternative is not None:
         layout.alternative = _layout(removal.alternative, removal.rules + removal.doubtful, False)

@@ -46,6 +46,9 @@ SURE_UP_TO_ASPECT = 1.3
 MIN_SPLIT_HEIGHT = 12  # ink-map pixels: lower glyphs are not split (no digits to find)
 CUT_PENALTY = 0.0  # log-prior per digit read (0: none; chosen on the seed-1 validation sets)
 FIRST_MAP_BONUS = 0.05  # the likelier polarity wins ties
+# A frame cell read alone must be this much surer (mean log-score per digit) than the
+# whole ink: the outer digits of a number ("1..1") can pass for a cell's sides.
+CELL_HANDICAP = 0.1
 MAX_GLYPHS = 64  # more candidate glyphs than this: texture, not writing
 MAX_RUN = 3  # at most this many neighbouring pieces are tried as one digit
 # Joined pieces must look like one digit: not much wider than tall (1.2 before: a 5 whose
@@ -164,6 +167,7 @@ class _Hypothesis:
     lines: list[_LineDraft] = field(default_factory=list)
     only_rules: bool = False
     failure: str | None = None
+    handicap: float = 0.0  # subtracted from its score when hypotheses are weighed
 
     @property
     def glyphs(self) -> list[_GlyphDraft]:
@@ -325,12 +329,13 @@ def draft(grey: np.ndarray, size: tuple[int, int]) -> Draft:
         # The ink map may be upsampled (tiny inputs): boxes go back to input pixels.
         ink_map.scale = size[0] / (work_w / ink_map.scale) if work_w else 1.0
         found = find_glyphs(ink_map.ink, faint_rules=ink_map.scale >= 1.0)
-        # An alternative layout (without lines that touch the writing) is one more
-        # hypothesis of the same polarity: the model's surer reading wins.
-        for layout in (found, found.alternative):
-            if layout is None:
-                continue
+        # Other layouts of the same ink (without lines that touch the writing, or the
+        # frame cell alone) are more hypotheses of the same polarity: the model's surer
+        # reading wins.
+        for layout in found.readings:
             hypothesis = _Hypothesis(dark_ink=ink_map.dark_ink)
+            if layout is found.cell:
+                hypothesis.handicap = CELL_HANDICAP
             if layout.only_rules:
                 hypothesis.only_rules = True
             elif len(layout.glyphs) > MAX_GLYPHS:
@@ -506,7 +511,7 @@ def decide(
     best: tuple[float, list[_Choice], _Hypothesis] | None = None
     for rank, hypothesis in enumerate(drafted.hypotheses):
         value, chosen = _read_hypothesis(hypothesis, probabilities)
-        value += FIRST_MAP_BONUS if rank == 0 else 0.0
+        value += (FIRST_MAP_BONUS if rank == 0 else 0.0) - hypothesis.handicap
         if best is None or value > best[0]:
             best = (value, chosen, hypothesis)
     if best is None or not best[1]:

@@ -45,6 +45,11 @@ RELEVEL_MOST_GAIN = 3.0
 RELEVEL_FLOOR = 0.15
 RELEVEL_LEAST = 0.002
 SPECK_SHARE = 0.03  # components below this share of the largest one's area are specks
+# A frame cell's sides lie outside this middle band of the image (shares of its side) ...
+CELL_MIDDLE = (0.35, 0.65)
+CELL_LEAST = 0.15  # ... and the cell holds at least this share of the image
+CELL_LEAST_SIDE = 8  # pixels
+CELL_REACH = 0.1  # a cell's side reaches past writing that touches it by this share of its height
 
 
 def label_components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
@@ -475,22 +480,81 @@ def remove_rules(ink: np.ndarray) -> tuple[np.ndarray, int, bool]:
     return removal.cleaned, removal.rules, removal.only_rules
 
 
-def clean_lines(ink: np.ndarray, faint_rules: bool = True) -> Removal:
-    """:func:`remove_rules`, with the alternative reading of lines that touch the writing.
-
-    ``faint_rules``: look for fainter lines in a large ink map (False for one upsampled
-    from a tiny input, whose strokes' blurred rims would pass for lines).
-    """
+def line_candidates(
+    ink: np.ndarray, faint_rules: bool = True
+) -> tuple[list[_Candidate], np.ndarray]:
+    """The long straight runs of an ink map (rules, box edges, or strokes), and the mask
+    they were looked for in. ``faint_rules``: see :func:`clean_lines`."""
     faint_enough = faint_rules and min(ink.shape) >= FAINT_RULES_FROM
     level = FAINT_RULE_LEVEL if faint_enough else RULE_LEVEL
     faint = (ink > level).astype(np.uint8)
     quarter = _quarter(faint)
     candidates = [_Candidate(*found, True) for found in _rule_candidates(faint, True, quarter)]
     candidates += [_Candidate(*found, False) for found in _rule_candidates(faint, False, quarter)]
+    return candidates, faint
+
+
+def frame_cell(candidates: list[_Candidate], ink: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The cell of a box or comb that holds the image's centre: (x0, y0, x1, y1) inside
+    the nearest upright lines left and right of the centre (and the nearest horizontal
+    ones above and below, where there are), or None without lines on both sides.
+
+    Lines through the middle of the image (CELL_MIDDLE) are never the cell's sides: a
+    "1" or a 4's stem stands there. Nor are the stems of a letter whose other strokes
+    join them (an "N", an "H", the ring of an "@"): writing that touches both sides is
+    no cell's. Writing that the line search could not part from a heavy or cut-off frame
+    is read again inside this cell, and the reader keeps whichever reading the
+    classifier is surer of.
+    """
+    h, w = ink.shape
+
+    def sides(lines: list[_Candidate], horizontal: bool) -> tuple[int | None, int | None]:
+        size = h if horizontal else w
+        lo, hi = (1, 3) if horizontal else (0, 2)
+        before = [c.box[hi] for c in lines if (c.box[lo] + c.box[hi]) / 2 < CELL_MIDDLE[0] * size]
+        after = [c.box[lo] for c in lines if (c.box[lo] + c.box[hi]) / 2 > CELL_MIDDLE[1] * size]
+        return (max(before) + 1 if before else None), (min(after) - 1 if after else None)
+
+    upright = [c for c in candidates if not c.horizontal and c.box[3] - c.box[1] >= 0.5 * h]
+    across = [c for c in candidates if c.horizontal and c.box[2] - c.box[0] >= 0.5 * w]
+    x0, x1 = sides(upright, horizontal=False)
+    if x0 is None or x1 is None:
+        return None
+    top, bottom = sides(across, horizontal=True)
+    y0, y1 = top or 0, h if bottom is None else bottom
+    if min(x1 - x0, y1 - y0) < CELL_LEAST_SIDE or (x1 - x0) * (y1 - y0) < CELL_LEAST * h * w:
+        return None
+    strokes = ink[y0:y1, x0:x1] > INK_LEVEL
+    if strokes[:, :2].any() and strokes[:, -2:].any():
+        # Writing that touches both sides: a letter's stems unless the sides reach past
+        # it at both ends, as a frame's lines do (a 4 written across a comb's dividers).
+        rows = np.flatnonzero(strokes.any(axis=1))
+        top_ink, bottom_ink = y0 + int(rows[0]), y0 + int(rows[-1]) + 1
+        reach = max(2, int(CELL_REACH * (bottom_ink - top_ink)))
+        left = max((c for c in upright if c.box[2] + 1 == x0), key=lambda c: c.box[3] - c.box[1])
+        right = max((c for c in upright if c.box[0] - 1 == x1), key=lambda c: c.box[3] - c.box[1])
+        for c in (left, right):
+            if c.box[1] > top_ink - reach or c.box[3] < bottom_ink + reach:
+                return None
+    return x0, y0, x1, y1
+
+
+def clean_lines(
+    ink: np.ndarray,
+    faint_rules: bool = True,
+    found: tuple[list[_Candidate], np.ndarray] | None = None,
+) -> Removal:
+    """:func:`remove_rules`, with the alternative reading of lines that touch the writing.
+
+    ``faint_rules``: look for fainter lines in a large ink map (False for one upsampled
+    from a tiny input, whose strokes' blurred rims would pass for lines). ``found``: what
+    :func:`line_candidates` returned for this ink map, when the caller has it.
+    """
+    candidates, faint = found if found is not None else line_candidates(ink, faint_rules)
     candidates = _thin_unless_boxed(candidates, faint)
     if not candidates:
         return Removal(ink, 0, False)
-    given, ink = ink, _relevelled(ink, candidates)
+    given, ink = ink, relevelled(ink, candidates)
     mask = (ink > INK_LEVEL).astype(np.uint8)
     rest = _rest(mask, candidates)
     largest = max(int(c.pixels.sum()) for c in candidates)
@@ -537,12 +601,16 @@ def _cleaned(ink: np.ndarray, chosen: list[_Candidate]) -> np.ndarray:
     return _without_box_sides(cleaned, [c for c in chosen if c.horizontal])
 
 
-def _relevelled(ink: np.ndarray, candidates: list[_Candidate]) -> np.ndarray:
+def relevelled(ink: np.ndarray, candidates: list[_Candidate]) -> np.ndarray:
     """The ink rescaled to the contrast of the writing off the lines, when the lines are
     much darker (a thin pen's digit in a heavy printed box): the ink map's contrast is
     the lines', and the digit would fall below the stroke level and be lost with them.
-    Only the ink away from the lines is rescaled."""
-    near = cv2.dilate(_union(candidates).astype(np.uint8), np.ones((5, 5), np.uint8))
+    Only the ink away from the lines is rescaled (with no lines: all of it, as in a
+    frame cell cut out of the map)."""
+    if candidates:
+        near = cv2.dilate(_union(candidates).astype(np.uint8), np.ones((5, 5), np.uint8))
+    else:
+        near = np.zeros(ink.shape, np.uint8)
     off = ink[(near == 0) & (ink > RELEVEL_FLOOR)]
     if off.size < max(20, RELEVEL_LEAST * ink.size):
         return ink

@@ -14,7 +14,7 @@ from digitctl.errors import NoDigitFound
 from digitctl.imaging import decode_grey
 from digitctl.inkmap import ink_maps
 from digitctl.layout import find_glyphs
-from digitctl.rules import remove_rules
+from digitctl.rules import frame_cell, line_candidates, remove_rules
 
 
 def page(width: int, height: int) -> np.ndarray:
@@ -356,6 +356,56 @@ def test_a_small_crop_of_a_heavy_comb_loses_its_thick_lines() -> None:
     assert removed == 4 and not only_rules
     ys, xs = np.nonzero(cleaned > 0.3)
     assert xs.min() >= 20 and xs.max() <= 56 and ys.min() >= 18 and ys.max() <= 53
+
+
+def test_a_digit_joined_to_a_heavy_comb_is_laid_out_again_inside_its_cell() -> None:
+    # Dividers too thick for rules (a quarter of the crop's height) and a bottom line the
+    # digit runs into: one component with the frame. Its cell, read alone, holds the 3.
+    ink = np.zeros((60, 90), np.float32)
+    ink[:52, 16:30] = ink[:52, 66:80] = 1.0
+    ink[48:60, :] = 1.0
+    digit = page(90, 60)
+    ink_digit(digit, 3, 36, 20, 28, width=7)
+    ink = np.maximum(ink, np.clip((0.95 - digit) * 1.2, 0, 1))
+    layout = find_glyphs(ink)
+    assert [g.box for g in layout.glyphs] == [(0, 0, 90, 60)], "the frame and the 3 as one"
+    assert layout.cell is not None and layout.cell in layout.readings
+    (three,) = layout.cell.glyphs
+    x0, y0, x1, y1 = three.box
+    assert x0 >= 31 and x1 <= 65 and y1 <= 47 and y1 - y0 >= 18
+
+
+def test_a_letters_stems_are_not_the_sides_of_a_cell() -> None:
+    # An "N" fills its crop: two stems and the diagonal joining them, straight lines on
+    # both sides of the centre, but the writing between them touches both.
+    ink = np.zeros((60, 60), np.float32)
+    ink[:, 4:14] = ink[:, 46:56] = 1.0
+    for y in range(60):
+        x = int(4 + y * 42 / 60)
+        ink[y, x : x + 12] = 1.0
+    candidates, _ = line_candidates(ink)
+    assert frame_cell(candidates, ink) is None
+    assert find_glyphs(ink).cell is None
+    # The same stems as a comb's dividers, reaching past a digit written across them,
+    # do hold a cell.
+    comb = np.zeros((60, 60), np.float32)
+    comb[:, 4:8] = comb[:, 52:56] = 1.0
+    for y in range(20, 44):
+        x = 6 + 2 * (y - 20)
+        comb[y, x : x + 5] = 1.0  # a stroke from one divider to the other
+    candidates, _ = line_candidates(comb)
+    cell = frame_cell(candidates, comb)
+    assert cell is not None and 8 <= cell[0] <= 12 and 48 <= cell[2] <= 52
+
+
+def test_only_lines_on_one_side_make_no_cell() -> None:
+    ink = np.zeros((60, 80), np.float32)
+    ink[:, 6:10] = 1.0  # a box's left side, the crop cut the rest
+    digit = page(80, 60)
+    ink_digit(digit, 7, 30, 10, 40, width=7)
+    ink = np.maximum(ink, np.clip((0.95 - digit) * 1.2, 0, 1))
+    candidates, _ = line_candidates(ink)
+    assert frame_cell(candidates, ink) is None
 
 
 def test_a_tight_crop_keeps_its_thick_strokes() -> None:
