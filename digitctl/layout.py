@@ -20,9 +20,9 @@ import cv2
 import numpy as np
 
 from digitctl.rules import (
-    Removal,
     INK_LEVEL,
     SPECK_SHARE,
+    Removal,
     clean_lines,
     frame_cell,
     label_components,
