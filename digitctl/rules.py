@@ -50,6 +50,7 @@ CELL_MIDDLE = (0.35, 0.65)
 CELL_LEAST = 0.15  # ... and the cell holds at least this share of the image
 CELL_LEAST_SIDE = 8  # pixels
 CELL_REACH = 0.1  # a cell's side reaches past writing that touches it by this share of its height
+CELL_EDGE = 0.03  # a side ending this near the image's top or bottom edge was cut by the crop
 
 
 def label_components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
@@ -499,7 +500,8 @@ def frame_cell(candidates: list[_Candidate], ink: np.ndarray) -> tuple[int, int,
     the nearest upright lines left and right of the centre (and the nearest horizontal
     ones above and below, where there are), or None without lines on both sides.
 
-    Lines through the middle of the image (CELL_MIDDLE) are never the cell's sides: a
+    A side is a frame's line: the crop cut it, or it ends on a horizontal line. Lines
+    through the middle of the image (CELL_MIDDLE) are never the cell's sides: a
     "1" or a 4's stem stands there. Nor are the stems of a letter whose other strokes
     join them (an "N", an "H", the ring of an "@"): writing that touches both sides is
     no cell's. Writing that the line search could not part from a heavy or cut-off frame
@@ -515,7 +517,25 @@ def frame_cell(candidates: list[_Candidate], ink: np.ndarray) -> tuple[int, int,
         after = [c.box[lo] for c in lines if (c.box[lo] + c.box[hi]) / 2 > CELL_MIDDLE[1] * size]
         return (max(before) + 1 if before else None), (min(after) - 1 if after else None)
 
-    upright = [c for c in candidates if not c.horizontal and c.box[3] - c.box[1] >= 0.5 * h]
+    def framing(c: _Candidate) -> bool:
+        """Whether an upright line is a frame's: cut by the crop at the top or the bottom,
+        or ending on a horizontal line (a corner). The 1s at both ends of "101" are
+        neither."""
+        edge = max(2.0, CELL_EDGE * h)
+        if c.box[1] <= edge or c.box[3] >= h - edge:
+            return True
+        reach = c.thickness + 3
+        return any(
+            r.box[0] - reach <= c.box[0]
+            and c.box[2] <= r.box[2] + reach
+            and any(r.box[1] - reach <= end <= r.box[3] + reach for end in (c.box[1], c.box[3]))
+            for r in candidates
+            if r.horizontal
+        )
+
+    upright = [
+        c for c in candidates if not c.horizontal and c.box[3] - c.box[1] >= 0.5 * h and framing(c)
+    ]
     across = [c for c in candidates if c.horizontal and c.box[2] - c.box[0] >= 0.5 * w]
     x0, x1 = sides(upright, horizontal=False)
     if x0 is None or x1 is None:

@@ -398,6 +398,22 @@ def test_a_letters_stems_are_not_the_sides_of_a_cell() -> None:
     assert cell is not None and 8 <= cell[0] <= 12 and 48 <= cell[2] <= 52
 
 
+def test_the_ones_at_both_ends_of_a_number_are_not_a_cells_sides() -> None:
+    # "101" on a canvas: two straight uprights either side of the centre, as tall as
+    # the writing, but neither cut by the crop nor ending on a horizontal line.
+    ink = np.zeros((84, 220), np.float32)
+    ink[16:70, 38:45] = ink[16:70, 178:185] = 1.0  # the two 1s
+    ring(ink, 110, 42)  # the 0 between them, apart from both
+    candidates, _ = line_candidates(ink)
+    assert sum(not c.horizontal and c.box[3] - c.box[1] > 42 for c in candidates) >= 2
+    assert frame_cell(candidates, ink) is None
+    assert find_glyphs(ink).cell is None
+    # The same uprights cut by the crop at the top are a comb's dividers.
+    ink[:16, 38:45] = ink[:16, 178:185] = 1.0
+    candidates, _ = line_candidates(ink)
+    assert frame_cell(candidates, ink) is not None
+
+
 def test_only_lines_on_one_side_make_no_cell() -> None:
     ink = np.zeros((60, 80), np.float32)
     ink[:, 6:10] = 1.0  # a box's left side, the crop cut the rest
