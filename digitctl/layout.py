@@ -14,14 +14,17 @@ The stage every reading goes through, a lone digit included:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
 from digitctl.rules import (
+    CELL_EDGE,
     INK_LEVEL,
     SPECK_SHARE,
+    LineCandidate,
     Removal,
     clean_lines,
     frame_cell,
@@ -46,6 +49,11 @@ FAINT_STROKE_REACH = 2
 # Stacked pieces of one glyph are at most this share of the taller one's height apart: a
 # thin pen's broken 3 or 5 (0.25 before: those read as two lines of writing).
 STACKED_GAP = 0.4
+# A box side left at the end of a line: a straight run (an upright line candidate within
+# SIDE_SLACK pixels of the part's sides, covering SIDE_STRAIGHT of its height).
+SIDE_SLACK = 3
+SIDE_STRAIGHT = 0.8
+SIDE_TALLER = 1.05  # ... taller by this than any writing beside it (a digit in a box is)
 
 
 @dataclass
@@ -285,7 +293,8 @@ def find_glyphs(ink: np.ndarray, faint_rules: bool = True) -> Layout:
     ``faint_rules``: see :func:`digitctl.rules.clean_lines`.
     """
     found = line_candidates(ink, faint_rules)
-    layout = _from_removal(clean_lines(ink, faint_rules, found))
+    uprights = [c for c in found[0] if not c.horizontal]
+    layout = _from_removal(clean_lines(ink, faint_rules, found), uprights)
     cell = frame_cell(found[0], ink)
     if cell is not None:
         # The writing of a box or comb cell, read again without anything outside the
@@ -300,14 +309,18 @@ def find_glyphs(ink: np.ndarray, faint_rules: bool = True) -> Layout:
     return layout
 
 
-def _from_removal(removal: Removal) -> Layout:
-    layout = _layout(removal.cleaned, removal.rules, removal.only_rules)
+def _from_removal(removal: Removal, uprights: Sequence[LineCandidate] = ()) -> Layout:
+    layout = _layout(removal.cleaned, removal.rules, removal.only_rules, uprights)
     if removal.alternative is not None:
-        layout.alternative = _layout(removal.alternative, removal.rules + removal.doubtful, False)
+        layout.alternative = _layout(
+            removal.alternative, removal.rules + removal.doubtful, False, uprights
+        )
     return layout
 
 
-def _layout(cleaned: np.ndarray, rules: int, only_rules: bool) -> Layout:
+def _layout(
+    cleaned: np.ndarray, rules: int, only_rules: bool, uprights: Sequence[LineCandidate] = ()
+) -> Layout:
     labels, parts = _components(cleaned)
     # Paper furniture the straight-line search missed: frames apart from the digit, then
     # hand-drawn underlines (found among what the frames leave).
@@ -315,8 +328,52 @@ def _layout(cleaned: np.ndarray, rules: int, only_rules: bool) -> Layout:
         drop = furniture(parts)
         parts = [part for i, part in enumerate(parts) if i not in drop]
         rules += len(drop)
+    text = []
+    for line in _text_lines(_glyph_groups(parts)):
+        kept = _without_cut_sides(line, uprights, cleaned.shape[0])
+        rules += len(line) - len(kept)
+        text.append(kept)
     lines = [
-        [_glyph(cleaned, labels, part, number) for part in line]
-        for number, line in enumerate(_text_lines(_glyph_groups(parts)))
+        [_glyph(cleaned, labels, part, number) for part in line] for number, line in enumerate(text)
     ]
     return Layout(lines=lines, rules=rules, only_rules=only_rules, cleaned=cleaned, labels=labels)
+
+
+def _without_cut_sides(
+    line: list[_Part], uprights: Sequence[LineCandidate], height: int
+) -> list[_Part]:
+    """The line without a box side that the crop cut, left at either end of it.
+
+    The line search keeps an upright line beside the writing (it may be a "1"), so a
+    box's side read "9" as "91". A side is a straight upright line at the end of the
+    line, taller than the writing beside it, that reaches the image's top or bottom edge
+    where none of that writing does: in a crop tight to a number every digit reaches the
+    edges, and on a page none does; a "1" no taller than its neighbours is writing even
+    where it touches the edge of a tilted photo's crop.
+    """
+    if len(line) < 2 or not uprights:
+        return line
+    edge = max(2.0, CELL_EDGE * height)
+
+    def reaches(part: _Part, top: bool) -> bool:
+        return part.box[1] <= edge if top else part.box[3] >= height - edge
+
+    def straight(part: _Part) -> bool:
+        return any(
+            abs(c.box[0] - part.box[0]) <= SIDE_SLACK
+            and abs(c.box[2] - part.box[2]) <= SIDE_SLACK
+            and c.box[3] - c.box[1] >= SIDE_STRAIGHT * part.height
+            for c in uprights
+        )
+
+    kept = list(line)
+    for part in {id(line[0]): line[0], id(line[-1]): line[-1]}.values():
+        others = [other for other in line if other is not part]
+        tallest = max(o.height for o in others)
+        if not straight(part) or not 0.5 * part.height <= tallest < part.height / SIDE_TALLER:
+            continue
+        if any(
+            reaches(part, top) and not any(reaches(o, top) for o in others) for top in (True, False)
+        ):
+            kept.remove(part)
+    return kept

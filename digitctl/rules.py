@@ -148,7 +148,7 @@ def _rule_candidates(
     return found
 
 
-def _thin_unless_boxed(candidates: list[_Candidate], mask: np.ndarray) -> list[_Candidate]:
+def _thin_unless_boxed(candidates: list[LineCandidate], mask: np.ndarray) -> list[LineCandidate]:
     """The candidates without those thicker than MAX_RULE_THICKNESS of the short side, unless
     they are the lines of a box around ink of its own (a tight crop's strokes are thick
     too, but enclose no writing apart from them)."""
@@ -184,14 +184,14 @@ def _extent(mask: np.ndarray) -> tuple[int, int, int, int] | None:
 
 
 @dataclass
-class _Candidate:
+class LineCandidate:
     pixels: np.ndarray  # bool mask
     box: tuple[int, int, int, int]
     thickness: float
     horizontal: bool
 
 
-def _sides_around(candidates: list[_Candidate], other: tuple) -> dict[str, list[int]]:
+def _sides_around(candidates: list[LineCandidate], other: tuple) -> dict[str, list[int]]:
     """Indices of the candidates above, below, left and right of ``other``, by side."""
     sides: dict[str, list[int]] = {"top": [], "bottom": [], "left": [], "right": []}
     for i, c in enumerate(candidates):
@@ -208,7 +208,7 @@ def _sides_around(candidates: list[_Candidate], other: tuple) -> dict[str, list[
     return sides
 
 
-def _box_sides(candidates: list[_Candidate], other: tuple) -> set[int]:
+def _box_sides(candidates: list[LineCandidate], other: tuple) -> set[int]:
     """Indices of the candidates that are the outer edges of a box around ``other``.
 
     A box shows at least three of its sides outside the other ink (the crop may cut the
@@ -229,7 +229,7 @@ def _box_sides(candidates: list[_Candidate], other: tuple) -> set[int]:
     return set()
 
 
-def _strokes_off(sides: set[int], candidates: list[_Candidate], rest: np.ndarray) -> set[int]:
+def _strokes_off(sides: set[int], candidates: list[LineCandidate], rest: np.ndarray) -> set[int]:
     """The box sides without the digit's own straight strokes: a line much thicker than
     the box's thinnest side that touches the other ink is a stroke (the thick stem of a
     "6" or "4" beside it, in a box drawn with a thin pen), not a side."""
@@ -245,7 +245,7 @@ def _strokes_off(sides: set[int], candidates: list[_Candidate], rest: np.ndarray
 
 
 def _rectangle(
-    candidates: list[_Candidate], mask: np.ndarray, thin_frame: float = THIN_FRAME
+    candidates: list[LineCandidate], mask: np.ndarray, thin_frame: float = THIN_FRAME
 ) -> set[int]:
     """Indices of the lines that draw a box: two horizontal and two vertical lines whose
     ends meet at four corners, with the lines between them that join both long sides (a
@@ -260,7 +260,7 @@ def _rectangle(
     # The mask's components, labelled once for every pair of long sides tried.
     components = label_components(mask)
 
-    def near(a: float, b: float, c: _Candidate, d: _Candidate) -> bool:
+    def near(a: float, b: float, c: LineCandidate, d: LineCandidate) -> bool:
         return abs(a - b) <= max(3.0, 2 * max(c.thickness, d.thickness))
 
     for top in horizontal:
@@ -303,7 +303,7 @@ def _rectangle(
 
 
 def _holds_apart(
-    components: tuple, inner: tuple[int, int, int, int], lines: list[_Candidate]
+    components: tuple, inner: tuple[int, int, int, int], lines: list[LineCandidate]
 ) -> bool:
     """Whether ``inner`` holds ink of its own that is not joined to ``lines``
     (``components``: the mask's :func:`label_components`)."""
@@ -320,20 +320,20 @@ def _holds_apart(
     return False
 
 
-def _longer_than(c: _Candidate, other: tuple, horizontal: bool) -> bool:
+def _longer_than(c: LineCandidate, other: tuple, horizontal: bool) -> bool:
     """Whether a side spans past the other ink at one end at least (a box's sides do)."""
     lo, hi = (0, 2) if horizontal else (1, 3)
     reach = max(2.0, 0.08 * (other[hi] - other[lo]))
     return c.box[lo] <= other[lo] - reach or c.box[hi] >= other[hi] + reach
 
 
-def _touches(c: _Candidate, rest: np.ndarray) -> bool:
+def _touches(c: LineCandidate, rest: np.ndarray) -> bool:
     grown = cv2.dilate(c.pixels.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
     return bool((grown & rest.astype(bool)).any())
 
 
 def _verdict(
-    c: _Candidate, other: tuple, rest: np.ndarray, shape: tuple[int, int], boxed: bool
+    c: LineCandidate, other: tuple, rest: np.ndarray, shape: tuple[int, int], boxed: bool
 ) -> bool | None:
     """Whether one straight candidate is paper furniture (True) or a stroke of a digit
     (False); None when it lies like an underline but touches the writing, as a 2's base
@@ -361,13 +361,13 @@ def _verdict(
     return None if c.horizontal and c.box[1] >= other[3] else False
 
 
-def _could_be_strokes(candidates: list[_Candidate], shape: tuple[int, int]) -> bool:
+def _could_be_strokes(candidates: list[LineCandidate], shape: tuple[int, int]) -> bool:
     """Lines alone that may still be writing ("1", "11", a 7's bar and stem, a 4 of three
     straight strokes), rather than paper furniture: a frame (lines on at least three of the
     four sides of the lines' extent, as a box has) or two or more rules across the page."""
     h, w = shape
 
-    def spans_page(c: _Candidate) -> bool:
+    def spans_page(c: LineCandidate) -> bool:
         if c.horizontal:
             return c.box[2] - c.box[0] >= 0.9 * w
         return c.box[3] - c.box[1] >= 0.9 * h
@@ -378,7 +378,7 @@ def _could_be_strokes(candidates: list[_Candidate], shape: tuple[int, int]) -> b
     return len(_frame_sides(candidates)) < 3
 
 
-def _frame_sides(candidates: list[_Candidate]) -> dict[str, list[int]]:
+def _frame_sides(candidates: list[LineCandidate]) -> dict[str, list[int]]:
     """The candidates on each side of the lines' common extent (a box's edges), by side."""
     x0 = min(c.box[0] for c in candidates)
     y0 = min(c.box[1] for c in candidates)
@@ -398,7 +398,7 @@ def _frame_sides(candidates: list[_Candidate]) -> dict[str, list[int]]:
     return sides
 
 
-def _inside_frame(candidates: list[_Candidate]) -> list[_Candidate] | None:
+def _inside_frame(candidates: list[LineCandidate]) -> list[LineCandidate] | None:
     """The frame's lines, when lines alone hold strokes inside a frame (a "1" in a box):
     a frame on at least three sides and, apart from it, straight strokes that touch none
     of its lines and are shorter than the frame side parallel to them. None otherwise."""
@@ -414,7 +414,7 @@ def _inside_frame(candidates: list[_Candidate]) -> list[_Candidate] | None:
     return frame + dividers if strokes else None
 
 
-def _boxed(rest: np.ndarray, candidates: list[_Candidate]) -> bool:
+def _boxed(rest: np.ndarray, candidates: list[LineCandidate]) -> bool:
     """Whether ``rest`` is writing inside a box, however little ink it has beside the
     box's (a thin pen's small digit in a heavy printed box): box lines stand on three of
     its sides at least, it is BOXED_LEAST of the image's short side tall, and it touches
@@ -438,14 +438,14 @@ def _boxed(rest: np.ndarray, candidates: list[_Candidate]) -> bool:
     return longest < 2 * tall
 
 
-def _union(candidates: list[_Candidate]) -> np.ndarray:
+def _union(candidates: list[LineCandidate]) -> np.ndarray:
     union = np.zeros(candidates[0].pixels.shape, dtype=bool)
     for c in candidates:
         union |= c.pixels
     return union
 
 
-def _rest(mask: np.ndarray, candidates: list[_Candidate]) -> np.ndarray:
+def _rest(mask: np.ndarray, candidates: list[LineCandidate]) -> np.ndarray:
     """The ink that is not on the candidates, without the specks the lines left behind
     (anti-aliasing)."""
     return _drop_specks((mask & ~_union(candidates)).astype(np.uint8))
@@ -483,19 +483,23 @@ def remove_rules(ink: np.ndarray) -> tuple[np.ndarray, int, bool]:
 
 def line_candidates(
     ink: np.ndarray, faint_rules: bool = True
-) -> tuple[list[_Candidate], np.ndarray]:
+) -> tuple[list[LineCandidate], np.ndarray]:
     """The long straight runs of an ink map (rules, box edges, or strokes), and the mask
     they were looked for in. ``faint_rules``: see :func:`clean_lines`."""
     faint_enough = faint_rules and min(ink.shape) >= FAINT_RULES_FROM
     level = FAINT_RULE_LEVEL if faint_enough else RULE_LEVEL
     faint = (ink > level).astype(np.uint8)
     quarter = _quarter(faint)
-    candidates = [_Candidate(*found, True) for found in _rule_candidates(faint, True, quarter)]
-    candidates += [_Candidate(*found, False) for found in _rule_candidates(faint, False, quarter)]
+    candidates = [LineCandidate(*found, True) for found in _rule_candidates(faint, True, quarter)]
+    candidates += [
+        LineCandidate(*found, False) for found in _rule_candidates(faint, False, quarter)
+    ]
     return candidates, faint
 
 
-def frame_cell(candidates: list[_Candidate], ink: np.ndarray) -> tuple[int, int, int, int] | None:
+def frame_cell(
+    candidates: list[LineCandidate], ink: np.ndarray
+) -> tuple[int, int, int, int] | None:
     """The cell of a box or comb that holds the image's centre: (x0, y0, x1, y1) inside
     the nearest upright lines left and right of the centre (and the nearest horizontal
     ones above and below, where there are), or None without lines on both sides.
@@ -510,14 +514,14 @@ def frame_cell(candidates: list[_Candidate], ink: np.ndarray) -> tuple[int, int,
     """
     h, w = ink.shape
 
-    def sides(lines: list[_Candidate], horizontal: bool) -> tuple[int | None, int | None]:
+    def sides(lines: list[LineCandidate], horizontal: bool) -> tuple[int | None, int | None]:
         size = h if horizontal else w
         lo, hi = (1, 3) if horizontal else (0, 2)
         before = [c.box[hi] for c in lines if (c.box[lo] + c.box[hi]) / 2 < CELL_MIDDLE[0] * size]
         after = [c.box[lo] for c in lines if (c.box[lo] + c.box[hi]) / 2 > CELL_MIDDLE[1] * size]
         return (max(before) + 1 if before else None), (min(after) - 1 if after else None)
 
-    def framing(c: _Candidate) -> bool:
+    def framing(c: LineCandidate) -> bool:
         """Whether an upright line is a frame's: cut by the crop at the top or the bottom,
         or ending on a horizontal line (a corner). The 1s at both ends of "101" are
         neither."""
@@ -562,7 +566,7 @@ def frame_cell(candidates: list[_Candidate], ink: np.ndarray) -> tuple[int, int,
 def clean_lines(
     ink: np.ndarray,
     faint_rules: bool = True,
-    found: tuple[list[_Candidate], np.ndarray] | None = None,
+    found: tuple[list[LineCandidate], np.ndarray] | None = None,
 ) -> Removal:
     """:func:`remove_rules`, with the alternative reading of lines that touch the writing.
 
@@ -603,8 +607,8 @@ def clean_lines(
     if other is None:
         return Removal(np.zeros_like(ink), len(candidates), True)
     box_sides = _strokes_off(_box_sides(candidates, other), candidates, rest)
-    chosen: list[_Candidate] = []
-    doubtful: list[_Candidate] = []
+    chosen: list[LineCandidate] = []
+    doubtful: list[LineCandidate] = []
     for i, c in enumerate(candidates):
         verdict = _verdict(c, other, rest, mask.shape, i in box_sides)
         if verdict is not False:
@@ -615,13 +619,13 @@ def clean_lines(
     return Removal(_cleaned(ink, chosen), len(chosen), False, alternative, len(doubtful))
 
 
-def _cleaned(ink: np.ndarray, chosen: list[_Candidate]) -> np.ndarray:
+def _cleaned(ink: np.ndarray, chosen: list[LineCandidate]) -> np.ndarray:
     """The ink without the chosen lines, the strokes they crossed bridged again."""
     cleaned = _without_slivers(_bridge(ink, chosen), chosen)
     return _without_box_sides(cleaned, [c for c in chosen if c.horizontal])
 
 
-def relevelled(ink: np.ndarray, candidates: list[_Candidate]) -> np.ndarray:
+def relevelled(ink: np.ndarray, candidates: list[LineCandidate]) -> np.ndarray:
     """The ink rescaled to the contrast of the writing off the lines, when the lines are
     much darker (a thin pen's digit in a heavy printed box): the ink map's contrast is
     the lines', and the digit would fall below the stroke level and be lost with them.
@@ -643,7 +647,7 @@ def relevelled(ink: np.ndarray, candidates: list[_Candidate]) -> np.ndarray:
     return np.where(near > 0, ink, np.minimum(ink * gain, 1.0)).astype(np.float32)
 
 
-def _without_box_sides(ink: np.ndarray, horizontals: list[_Candidate]) -> np.ndarray:
+def _without_box_sides(ink: np.ndarray, horizontals: list[LineCandidate]) -> np.ndarray:
     """The ink without the upright lines left between two removed horizontal rules: the
     sides and dividers of a box or comb that the straight-line search missed (tilted,
     wobbly, or with remnants beside them), which would otherwise read as "1"s.
@@ -686,7 +690,7 @@ def _without_box_sides(ink: np.ndarray, horizontals: list[_Candidate]) -> np.nda
     return np.where(drop[labels], 0.0, ink).astype(ink.dtype)
 
 
-def _without_slivers(ink: np.ndarray, rules: list[_Candidate]) -> np.ndarray:
+def _without_slivers(ink: np.ndarray, rules: list[LineCandidate]) -> np.ndarray:
     """The ink without what is left of a removed upright line beside it: the ends of a
     leaning box side that the straight run did not cover. Such a sliver lies wholly
     within the line's thickness of it, is no thicker than the line and runs along it
@@ -723,7 +727,7 @@ def _drop_specks(mask: np.ndarray) -> np.ndarray:
     return keep[labels].astype(np.uint8)
 
 
-def _bridge(ink: np.ndarray, rules: list[_Candidate]) -> np.ndarray:
+def _bridge(ink: np.ndarray, rules: list[LineCandidate]) -> np.ndarray:
     """Erase the rules and repair the strokes they crossed.
 
     Each rule's band (a little wider than the rule, for its anti-aliased edges) is
@@ -744,7 +748,7 @@ def _bridge(ink: np.ndarray, rules: list[_Candidate]) -> np.ndarray:
     return cleaned
 
 
-def _line_core(rule: _Candidate) -> np.ndarray:
+def _line_core(rule: LineCandidate) -> np.ndarray:
     """A rule's pixels within its own thickness of its centre line.
 
     The straight-run search takes in the rows of a stroke next to the line where the

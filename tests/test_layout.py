@@ -414,6 +414,34 @@ def test_the_ones_at_both_ends_of_a_number_are_not_a_cells_sides() -> None:
     assert frame_cell(candidates, ink) is not None
 
 
+def test_a_box_side_the_crop_cut_is_not_read_as_a_one_beside_the_digit() -> None:
+    # A crop of a boxed "0" that kept one side of the box, cut at the top by the crop:
+    # the line search keeps an upright line beside writing (it may be a "1").
+    ink = np.zeros((90, 90), np.float32)
+    ring(ink, 38, 46)
+    ink[0:80, 74:79] = 1.0  # the side, from the top edge down, apart from the 0
+    layout = find_glyphs(ink)
+    assert [len(line) for line in layout.lines] == [1]
+    x0, _, x1, _ = layout.glyphs[0].box
+    assert x1 < 70, "the 0 alone"
+    # Where the writing reaches the same edge (a crop tight to the number "01"), or the
+    # upright stops short of the edges (a "1" on a page), it is writing.
+    tight = np.zeros((50, 90), np.float32)
+    ring(tight, 30, 25)  # from edge to edge
+    tight[:, 74:79] = 1.0
+    assert len(find_glyphs(tight).glyphs) == 2
+    page_one = np.zeros((90, 90), np.float32)
+    ring(page_one, 38, 46)
+    page_one[14:80, 74:79] = 1.0
+    assert len(find_glyphs(page_one).glyphs) == 2
+    # A "1" no taller than the 0 beside it, touching the bottom edge of a tilted
+    # photo's crop where the 0 does not, is writing too.
+    tilted = np.zeros((74, 90), np.float32)
+    ring(tilted, 38, 34)
+    tilted[28:74, 74:79] = 1.0
+    assert len(find_glyphs(tilted).glyphs) == 2
+
+
 def test_only_lines_on_one_side_make_no_cell() -> None:
     ink = np.zeros((60, 80), np.float32)
     ink[:, 6:10] = 1.0  # a box's left side, the crop cut the rest
