@@ -21,11 +21,11 @@ import cv2
 import numpy as np
 
 from digitctl.rules import (
-    CELL_EDGE,
     INK_LEVEL,
     SPECK_SHARE,
     LineCandidate,
     Removal,
+    at_crop_edge,
     clean_lines,
     frame_cell,
     label_components,
@@ -353,10 +353,9 @@ def _without_cut_sides(
     """
     if len(line) < 2 or not uprights:
         return line
-    edge = max(2.0, CELL_EDGE * height)
 
-    def reaches(part: _Part, top: bool) -> bool:
-        return part.box[1] <= edge if top else part.box[3] >= height - edge
+    def edges(part: _Part) -> tuple[bool, bool]:
+        return at_crop_edge(part.box[1], part.box[3], height)
 
     def straight(part: _Part) -> bool:
         return any(
@@ -372,8 +371,9 @@ def _without_cut_sides(
         tallest = max(o.height for o in others)
         if not straight(part) or not 0.5 * part.height <= tallest < part.height / SIDE_TALLER:
             continue
+        beside = [edges(o) for o in others]
         if any(
-            reaches(part, top) and not any(reaches(o, top) for o in others) for top in (True, False)
+            reached and not any(o[end] for o in beside) for end, reached in enumerate(edges(part))
         ):
             kept.remove(part)
     return kept

@@ -497,6 +497,13 @@ def line_candidates(
     return candidates, faint
 
 
+def at_crop_edge(top: int, bottom: int, height: int) -> tuple[bool, bool]:
+    """Whether ink spanning rows ``top`` to ``bottom`` reaches the image's top edge and
+    its bottom edge (within CELL_EDGE of the height): a line there was cut by the crop."""
+    edge = max(2.0, CELL_EDGE * height)
+    return top <= edge, bottom >= height - edge
+
+
 def frame_cell(
     candidates: list[LineCandidate], ink: np.ndarray
 ) -> tuple[int, int, int, int] | None:
@@ -514,19 +521,28 @@ def frame_cell(
     """
     h, w = ink.shape
 
-    def sides(lines: list[LineCandidate], horizontal: bool) -> tuple[int | None, int | None]:
+    def sides(
+        lines: list[LineCandidate], horizontal: bool
+    ) -> tuple[LineCandidate | None, LineCandidate | None]:
+        """The nearest line before the middle band and the nearest after it (of two as
+        near, the longer)."""
         size = h if horizontal else w
         lo, hi = (1, 3) if horizontal else (0, 2)
-        before = [c.box[hi] for c in lines if (c.box[lo] + c.box[hi]) / 2 < CELL_MIDDLE[0] * size]
-        after = [c.box[lo] for c in lines if (c.box[lo] + c.box[hi]) / 2 > CELL_MIDDLE[1] * size]
-        return (max(before) + 1 if before else None), (min(after) - 1 if after else None)
+
+        def length(c: LineCandidate) -> int:
+            return c.box[2] - c.box[0] if horizontal else c.box[3] - c.box[1]
+
+        before = [c for c in lines if (c.box[lo] + c.box[hi]) / 2 < CELL_MIDDLE[0] * size]
+        after = [c for c in lines if (c.box[lo] + c.box[hi]) / 2 > CELL_MIDDLE[1] * size]
+        first = max(before, key=lambda c: (c.box[hi], length(c)), default=None)
+        last = min(after, key=lambda c: (c.box[lo], -length(c)), default=None)
+        return first, last
 
     def framing(c: LineCandidate) -> bool:
         """Whether an upright line is a frame's: cut by the crop at the top or the bottom,
         or ending on a horizontal line (a corner). The 1s at both ends of "101" are
         neither."""
-        edge = max(2.0, CELL_EDGE * h)
-        if c.box[1] <= edge or c.box[3] >= h - edge:
+        if any(at_crop_edge(c.box[1], c.box[3], h)):
             return True
         reach = c.thickness + 3
         return any(
@@ -541,11 +557,13 @@ def frame_cell(
         c for c in candidates if not c.horizontal and c.box[3] - c.box[1] >= 0.5 * h and framing(c)
     ]
     across = [c for c in candidates if c.horizontal and c.box[2] - c.box[0] >= 0.5 * w]
-    x0, x1 = sides(upright, horizontal=False)
-    if x0 is None or x1 is None:
+    left, right = sides(upright, horizontal=False)
+    if left is None or right is None:
         return None
+    x0, x1 = left.box[2] + 1, right.box[0] - 1
     top, bottom = sides(across, horizontal=True)
-    y0, y1 = top or 0, h if bottom is None else bottom
+    y0 = 0 if top is None else top.box[3] + 1
+    y1 = h if bottom is None else bottom.box[1] - 1
     if min(x1 - x0, y1 - y0) < CELL_LEAST_SIDE or (x1 - x0) * (y1 - y0) < CELL_LEAST * h * w:
         return None
     strokes = ink[y0:y1, x0:x1] > INK_LEVEL
@@ -555,8 +573,6 @@ def frame_cell(
         rows = np.flatnonzero(strokes.any(axis=1))
         top_ink, bottom_ink = y0 + int(rows[0]), y0 + int(rows[-1]) + 1
         reach = max(2, int(CELL_REACH * (bottom_ink - top_ink)))
-        left = max((c for c in upright if c.box[2] + 1 == x0), key=lambda c: c.box[3] - c.box[1])
-        right = max((c for c in upright if c.box[0] - 1 == x1), key=lambda c: c.box[3] - c.box[1])
         for c in (left, right):
             if c.box[1] > top_ink - reach or c.box[3] < bottom_ink + reach:
                 return None
