@@ -17,13 +17,16 @@ BOX_SIDE = 20
 MNIST_CENTRE = 14.0  # MNIST's mean centre of mass, in pixel-index coordinates
 TARGET_STROKE = 2.6  # median stroke width of MNIST test digits, in 28×28 pixels
 THIN_STROKE = 1.8  # strokes thinner than this (after fitting) are thickened
+# A pixel is inside the ink when it and its four neighbours are ink (OpenCV's erosion does
+# that test in one call; five shifted copies in NumPy took four times as long).
+_FOUR_NEIGHBOURS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
 
 
 def _mass_range(profile: np.ndarray, trim: float) -> tuple[int, int]:
-    cumulative = np.cumsum(profile)
+    cumulative = profile.cumsum()
     total = cumulative[-1]
-    start = int(np.searchsorted(cumulative, total * trim, side="right"))
-    stop = int(np.searchsorted(cumulative, total * (1 - trim), side="left")) + 1
+    start = int(cumulative.searchsorted(total * trim, side="right"))
+    stop = int(cumulative.searchsorted(total * (1 - trim), side="left")) + 1
     start = min(start, len(profile) - 1)
     stop = max(stop, start + 1)
     # Grow back over the digit's own faint edges that the trim cut.
@@ -47,19 +50,13 @@ def crop_to_ink(ink: np.ndarray, trim: float = 0.002) -> np.ndarray:
 
 def stroke_width(ink: np.ndarray) -> float:
     """Typical stroke width in pixels: twice the ink area over its boundary length."""
-    mask = ink > 0.5
-    area = int(mask.sum())
+    mask = (ink > 0.5).view(np.uint8)
+    area = cv2.countNonZero(mask)
     if area == 0:
         return 0.0
-    padded = np.pad(mask, 1)
-    interior = (
-        padded[1:-1, 1:-1]
-        & padded[:-2, 1:-1]
-        & padded[2:, 1:-1]
-        & padded[1:-1, :-2]
-        & padded[1:-1, 2:]
-    )
-    boundary = int((mask & ~interior).sum())
+    # Outside the image is no ink: a stroke that reaches the edge has a boundary there.
+    interior = cv2.erode(mask, _FOUR_NEIGHBOURS, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    boundary = area - cv2.countNonZero(interior)
     return 2.0 * area / max(boundary, 1)
 
 
@@ -87,7 +84,10 @@ def _thicken(ink: np.ndarray) -> np.ndarray:
     if size < 3:
         return ink
     size = min(size, 9)
-    padded = np.pad(ink, size // 2)
+    half = size // 2
+    padded = cv2.copyMakeBorder(
+        np.ascontiguousarray(ink, np.float32), half, half, half, half, cv2.BORDER_CONSTANT, value=0
+    )
     return cv2.dilate(padded, np.ones((size, size), np.uint8))
 
 

@@ -213,6 +213,43 @@ def test_thin_strokes_are_thickened_to_mnist_width() -> None:
     assert view.sum() > 25  # not a faint trace
 
 
+def _reference_stroke_width(ink: np.ndarray) -> float:
+    """Twice the ink area over its boundary: pixels with a 4-neighbour that is not ink,
+    outside the image counting as no ink (the definition, spelled out)."""
+    mask = ink > 0.5
+    padded = np.pad(mask, 1)
+    interior = (
+        padded[1:-1, 1:-1]
+        & padded[:-2, 1:-1]
+        & padded[2:, 1:-1]
+        & padded[1:-1, :-2]
+        & padded[1:-1, 2:]
+    )
+    area = int(mask.sum())
+    return 2.0 * area / max(int((mask & ~interior).sum()), 1) if area else 0.0
+
+
+def test_stroke_width_counts_the_image_edge_as_a_boundary() -> None:
+    # Ink filling the whole image: its outer ring is its boundary (10×10 → 36 pixels).
+    assert stroke_width(np.ones((10, 10), np.float32)) == pytest.approx(200 / 36)
+    bar = np.zeros((9, 30), np.float32)
+    bar[3:6, 5:25] = 1.0  # a 3-pixel bar: 60 pixels, 18 of them inside
+    assert stroke_width(bar) == pytest.approx(120 / 42)
+    assert stroke_width(np.zeros((5, 5), np.float32)) == 0.0
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        h, w = rng.integers(1, 40, size=2)
+        blob = _blobs(rng.random((h, w)).astype(np.float32))
+        assert stroke_width(blob) == pytest.approx(_reference_stroke_width(blob))
+
+
+def _blobs(noise: np.ndarray) -> np.ndarray:
+    """Smoothed noise: blobs and strokes of many widths, some touching the edges."""
+    import cv2
+
+    return cv2.GaussianBlur(noise, (0, 0), 1.5) if min(noise.shape) > 3 else noise
+
+
 def test_noise_specks_do_not_shift_the_crop(seven: np.ndarray, reference: np.ndarray) -> None:
     rng = np.random.default_rng(0)
     grey = np.full((300, 300), 0.9, np.float32)
