@@ -127,8 +127,8 @@ class Predictor:
         return self.decide_many([drafted])[0]
 
     def decide_many(self, drafts: Sequence[reading.Draft]) -> list[reading.Reading]:
-        """Readings of several drafts, their views scored in two batches (whole glyphs,
-        then the pieces that still matter)."""
+        """Readings of several drafts, their views scored in batches (whole glyphs, then
+        the pieces that still matter)."""
         tables = reading.score_views(drafts, self.classify)
         return [
             reading.decide(

@@ -202,10 +202,15 @@ def first_views(drafted: Draft) -> list[int]:
 
 
 def piece_views(drafted: Draft, probabilities: np.ndarray) -> list[int]:
-    """The pieces worth scoring, given the whole views' rows of ``probabilities``: those of
-    glyphs too wide to be one digit, or whose whole reading is not a confident digit.
-    Their views are made now (added to ``drafted.views``): most single digits skip their
-    pieces, which saves most of the model's time and of the views' making."""
+    """The pieces to score next, given the rows of ``probabilities`` scored so far (NaN
+    rows: not yet); none once every glyph's best split is known.
+
+    Pieces matter only for glyphs too wide to be one digit, or whose whole reading is not
+    a confident digit, and of those only the pieces :func:`_pieces_to_score` asks for.
+    Their views are made when first asked for (added to ``drafted.views``): most single
+    digits skip their pieces, and most pieces of a wide glyph are never looked at, which
+    saves most of the model's time and of the views' making. Call it again after scoring
+    what it returned, until it returns nothing."""
     needed: list[int] = []
     for glyph in _glyph_drafts(drafted):
         if not glyph.pieces:
@@ -215,8 +220,8 @@ def piece_views(drafted: Draft, probabilities: np.ndarray) -> list[int]:
             not_digit = float(row[10]) if row.shape[0] > 10 else 0.0
             if float(row[:10].max()) >= SURE_WHOLE and not_digit < 1 - SURE_WHOLE:
                 continue
-        for piece in glyph.pieces:
-            if piece.view is None and not piece.unreadable and glyph.ink is not None:
+        for piece in _pieces_to_score(glyph, probabilities):
+            if piece.view is None and glyph.ink is not None:
                 view = _view(glyph.ink[:, piece.start : piece.stop])
                 if view is None:
                     piece.unreadable = True
@@ -226,6 +231,50 @@ def piece_views(drafted: Draft, probabilities: np.ndarray) -> list[int]:
             if piece.view is not None:
                 needed.append(piece.view)
     return needed
+
+
+def _pieces_to_score(glyph: _GlyphDraft, probabilities: np.ndarray) -> list[_Piece]:
+    """The unscored pieces that the glyph's best split may go through: a best-first
+    search over the cuts (Dijkstra on the pieces' log-scores, which are never positive,
+    so a path only loses value as it grows). The cut with the best partial split is
+    expanded first; when its pieces are not scored yet, those are what is needed. The
+    search ends when the glyph's far end is reached (that split is the best of all, as
+    the dynamic programming of :func:`_segment` would find among every piece) or when no
+    partial split is left that could beat the glyph read whole."""
+    if CUT_PENALTY != 0:  # the search assumes no per-digit prior: then every piece may matter
+        return [p for p in glyph.pieces if not p.unreadable and _unscored(p, probabilities)]
+    # The glyph read whole wins ties in _segment.
+    beat = _score(probabilities[glyph.whole]) if glyph.whole is not None else -math.inf
+    by_start: dict[int, list[_Piece]] = {}
+    for piece in glyph.pieces:
+        if not piece.unreadable:
+            by_start.setdefault(piece.start, []).append(piece)
+    best = {0: 0.0}
+    done: set[int] = set()
+    while True:
+        open_cuts = [c for c in best if c not in done]
+        if not open_cuts:
+            return []
+        cut = max(open_cuts, key=lambda c: (best[c], -c))
+        if cut == glyph.width or best[cut] <= beat:
+            return []
+        outgoing = by_start.get(cut, [])
+        waiting = [p for p in outgoing if _unscored(p, probabilities)]
+        if waiting:
+            return waiting
+        done.add(cut)
+        for piece in outgoing:
+            value = best[cut] + _score(probabilities[piece.view])
+            if value > best.get(piece.stop, -math.inf):
+                best[piece.stop] = value
+
+
+def _unscored(piece: _Piece, probabilities: np.ndarray) -> bool:
+    return (
+        piece.view is None
+        or piece.view >= len(probabilities)
+        or bool(np.isnan(probabilities[piece.view, 0]))
+    )
 
 
 def _view(ink: np.ndarray) -> np.ndarray | None:
@@ -609,8 +658,9 @@ def read(
 def score_views(
     drafts: Sequence[Draft], classify: Callable[[np.ndarray], np.ndarray]
 ) -> list[np.ndarray]:
-    """Each draft's view probabilities, in two batched rounds: whole glyphs first, then
-    the pieces that still matter (rows of views not scored are NaN)."""
+    """Each draft's view probabilities, in batched rounds: whole glyphs first, then the
+    pieces that still matter, a round for each step of the glyphs' searches for their
+    best split (rows of views not scored are NaN)."""
     scored: list[dict[int, np.ndarray]] = [{} for _ in drafts]
     width = 0
 
@@ -629,5 +679,15 @@ def score_views(
         return rows
 
     fill([(n, v) for n, d in enumerate(drafts) for v in first_views(d)])
-    fill([(n, v) for n, d in enumerate(drafts) for v in piece_views(d, table(n))])
+    while True:
+        # A view asked for again was scored already (its row came back NaN): not again.
+        wanted = [
+            (n, v)
+            for n, d in enumerate(drafts)
+            for v in piece_views(d, table(n))
+            if v not in scored[n]
+        ]
+        if not wanted:
+            break
+        fill(wanted)
     return [table(n) for n in range(len(drafts))]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -205,6 +206,65 @@ def test_a_non_digit_is_not_split_into_ones() -> None:
     # A 10-class model has no "not a digit" to compare with.
     _, choices = reading._segment(glyph, _rows(letter, 1, 1)[:, :10])
     assert [c.view for c in choices] == [1, 2]
+
+
+def test_the_best_split_is_found_without_scoring_every_piece() -> None:
+    # Random glyphs, cuts and scores: scoring pieces as the search asks for them gives the
+    # segmentation that scoring every piece gives, and scores fewer of them.
+    rng = np.random.default_rng(5)
+    asked_for = every = 0
+    for trial in range(300):
+        height = 20
+        width = int(rng.integers(20, 50))
+        inner = sorted({int(c) for c in rng.integers(4, width - 3, size=rng.integers(1, 9))})
+        cuts = [0, *inner, width]
+        pieces = [
+            reading._Piece(a, b, view=None)
+            for i, a in enumerate(cuts)
+            for b in cuts[i + 1 :]
+            if 4 <= b - a <= 25 and (a, b) != (0, width)
+        ]
+        whole = None if trial % 5 == 0 else 0
+        glyph = reading._GlyphDraft(
+            box=(0, 0, width, height), width=width, whole=whole, height=height, cuts=cuts
+        )
+        glyph.pieces = pieces
+        for n, piece in enumerate(pieces):
+            piece.view = n + 1
+        # Each view is a confident digit (p of 0.5-0.999) or a doubtful one.
+        full = rng.dirichlet([1.0] * 11, size=len(pieces) + 1).astype(np.float32)
+        for row in full:
+            if rng.random() < 0.5:
+                top = rng.uniform(0.5, 0.999)
+                row[:] = (1 - top) / 10
+                row[rng.integers(10)] = top
+        if trial % 7 == 0 and pieces:
+            full[1 + rng.integers(len(pieces))] = np.nan  # a piece whose view was unreadable
+            for piece in pieces:
+                if np.isnan(full[piece.view, 0]):
+                    piece.unreadable = True
+        if whole is not None and trial % 2:
+            # The whole glyph about as likely as the best split: the search's bound decides.
+            glyph.whole = None
+            split_value, _ = reading._segment(glyph, full)
+            glyph.whole = 0
+            if split_value > -math.inf:
+                top = min(0.999, math.exp(split_value + rng.uniform(-0.4, 0.4)))
+                full[0] = (1 - top) / 10
+                full[0, 3] = top
+        partial = np.full_like(full, np.nan)
+        partial[0] = full[0]
+        while wanted := reading._pieces_to_score(glyph, partial):
+            for piece in wanted:
+                assert np.isnan(partial[piece.view, 0]), "a piece is asked for twice"
+                partial[piece.view] = full[piece.view]
+        value, choices = reading._segment(glyph, partial)
+        expected_value, expected = reading._segment(glyph, full)
+        assert [c.view for c in choices] == [c.view for c in expected]
+        assert value == pytest.approx(expected_value)
+        asked_for += int((~np.isnan(partial[1:, 0])).sum())
+        every += sum(not p.unreadable for p in pieces)
+    assert asked_for < 0.8 * every
 
 
 def test_an_atom_with_no_reading_does_not_end_the_line() -> None:
