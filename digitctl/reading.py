@@ -212,6 +212,7 @@ def piece_views(drafted: Draft, probabilities: np.ndarray) -> list[int]:
     saves most of the model's time and of the views' making. Call it again after scoring
     what it returned, until it returns nothing."""
     needed: list[int] = []
+    scores: list[float] | None = None
     for glyph in _glyph_drafts(drafted):
         if not glyph.pieces:
             continue
@@ -220,7 +221,9 @@ def piece_views(drafted: Draft, probabilities: np.ndarray) -> list[int]:
             not_digit = float(row[10]) if row.shape[0] > 10 else 0.0
             if float(row[:10].max()) >= SURE_WHOLE and not_digit < 1 - SURE_WHOLE:
                 continue
-        for piece in _pieces_to_score(glyph, probabilities):
+        if scores is None:
+            scores = _view_scores(probabilities)
+        for piece in _pieces_to_score(glyph, scores):
             if piece.view is None and glyph.ink is not None:
                 view = _view(glyph.ink[:, piece.start : piece.stop])
                 if view is None:
@@ -233,18 +236,30 @@ def piece_views(drafted: Draft, probabilities: np.ndarray) -> list[int]:
     return needed
 
 
-def _pieces_to_score(glyph: _GlyphDraft, probabilities: np.ndarray) -> list[_Piece]:
-    """The unscored pieces that the glyph's best split may go through: a best-first
-    search over the cuts (Dijkstra on the pieces' log-scores, which are never positive,
-    so a path only loses value as it grows). The cut with the best partial split is
-    expanded first; when its pieces are not scored yet, those are what is needed. The
+def _view_scores(probabilities: np.ndarray) -> list[float]:
+    """Each view's :func:`_score` (NaN for views not scored yet), at once for a table."""
+    best = probabilities[:, :10].max(axis=1).astype(np.float64)
+    return np.log(np.maximum(best, FLOOR)).tolist()
+
+
+def _pieces_to_score(glyph: _GlyphDraft, scores: Sequence[float]) -> list[_Piece]:
+    """The unscored pieces that the glyph's best split may go through, given each view's
+    score (:func:`_view_scores`; NaN: not scored yet, or beyond ``scores``).
+
+    A best-first search over the cuts (Dijkstra on the pieces' log-scores, which are never
+    positive, so a path only loses value as it grows): the cut with the best partial split
+    is expanded first; when its pieces are not scored yet, those are what is needed. The
     search ends when the glyph's far end is reached (that split is the best of all, as
     the dynamic programming of :func:`_segment` would find among every piece) or when no
     partial split is left that could beat the glyph read whole."""
+
+    def unscored(piece: _Piece) -> bool:
+        return piece.view is None or piece.view >= len(scores) or math.isnan(scores[piece.view])
+
     if CUT_PENALTY != 0:  # the search assumes no per-digit prior: then every piece may matter
-        return [p for p in glyph.pieces if not p.unreadable and _unscored(p, probabilities)]
+        return [p for p in glyph.pieces if not p.unreadable and unscored(p)]
     # The glyph read whole wins ties in _segment.
-    beat = _score(probabilities[glyph.whole]) if glyph.whole is not None else -math.inf
+    beat = scores[glyph.whole] if glyph.whole is not None else -math.inf
     by_start: dict[int, list[_Piece]] = {}
     for piece in glyph.pieces:
         if not piece.unreadable:
@@ -259,22 +274,14 @@ def _pieces_to_score(glyph: _GlyphDraft, probabilities: np.ndarray) -> list[_Pie
         if cut == glyph.width or best[cut] <= beat:
             return []
         outgoing = by_start.get(cut, [])
-        waiting = [p for p in outgoing if _unscored(p, probabilities)]
+        waiting = [p for p in outgoing if unscored(p)]
         if waiting:
             return waiting
         done.add(cut)
         for piece in outgoing:
-            value = best[cut] + _score(probabilities[piece.view])
+            value = best[cut] + scores[piece.view]
             if value > best.get(piece.stop, -math.inf):
                 best[piece.stop] = value
-
-
-def _unscored(piece: _Piece, probabilities: np.ndarray) -> bool:
-    return (
-        piece.view is None
-        or piece.view >= len(probabilities)
-        or bool(np.isnan(probabilities[piece.view, 0]))
-    )
 
 
 def _view(ink: np.ndarray) -> np.ndarray | None:

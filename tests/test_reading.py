@@ -254,7 +254,7 @@ def test_the_best_split_is_found_without_scoring_every_piece() -> None:
                 full[0, 3] = top
         partial = np.full_like(full, np.nan)
         partial[0] = full[0]
-        while wanted := reading._pieces_to_score(glyph, partial):
+        while wanted := reading._pieces_to_score(glyph, reading._view_scores(partial)):
             for piece in wanted:
                 assert np.isnan(partial[piece.view, 0]), "a piece is asked for twice"
                 partial[piece.view] = full[piece.view]
