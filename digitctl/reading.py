@@ -6,7 +6,8 @@ model sees big batches:
 1. :func:`draft` (no model): decode → ink map(s) → layout → one 28×28 view per glyph,
    plus, for glyphs wide enough to be several touching digits, the views of candidate
    pieces between candidate cuts. When the polarity is unclear, both readings are
-   drafted.
+   drafted; a tiny input's lone glyph is drafted squeezed as well (a "1" stretched to
+   fill its frame).
 2. :func:`decide` (with the model's probabilities for every view of the draft): the
    polarity whose reading the model is surer of; for each wide glyph the segmentation
    with the best total score (dynamic programming over the cuts: candidate cuts scored
@@ -22,6 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import cv2
 import numpy as np
 
 from digitctl.errors import NoDigitFound
@@ -65,6 +67,15 @@ NEIGHBOURS_REJECT_ABOVE = 0.9  # the not-a-digit threshold for a glyph among dig
 # a 1 cropped to its ink (a postal-code crop): never "not a digit". The model learnt that
 # lone straight bars are box sides, and rejected most such crops.
 NARROW_INPUT = 3.0
+# A tiny input (upsampled, under 32 px) holding one glyph at least this wide for its
+# height may be a digit stretched to fill its frame, as small scans are: a "1" then
+# becomes a fat bar or a blob, read "0", "3" or "8". Such a glyph is also read squeezed
+# to SQUEEZED_WIDTH of its width, a reading that counts only if it is a 1 (the one digit
+# that stretching changes past recognition), and that loses ties (SQUEEZE_HANDICAP).
+SQUEEZE_FROM_ASPECT = 0.8
+SQUEEZED_WIDTH = 0.4
+SQUEEZE_HANDICAP = 0.05
+SQUEEZED_DIGIT = 1
 
 
 @dataclass
@@ -168,6 +179,7 @@ class _Hypothesis:
     only_rules: bool = False
     failure: str | None = None
     handicap: float = 0.0  # subtracted from its score when hypotheses are weighed
+    must_read: int | None = None  # the hypothesis counts only if every glyph reads this
 
     @property
     def glyphs(self) -> list[_GlyphDraft]:
@@ -401,7 +413,48 @@ def draft(grey: np.ndarray, size: tuple[int, int]) -> Draft:
                     _draft_line(layout, line, ink_map, views) for line in layout.lines
                 ]
             hypotheses.append(hypothesis)
+            if ink_map.scale < 1.0:
+                squeezed = _squeezed(layout, hypothesis, views)
+                if squeezed is not None:
+                    hypotheses.append(squeezed)
     return Draft(views, hypotheses, size)
+
+
+def _squeezed(
+    layout: Layout, hypothesis: _Hypothesis, views: list[np.ndarray]
+) -> _Hypothesis | None:
+    """The lone glyph of a tiny input read squeezed (see SQUEEZE_FROM_ASPECT), or None."""
+    if layout.only_rules or len(layout.glyphs) != 1 or len(hypothesis.lines) != 1:
+        return None
+    drafted = hypothesis.lines[0].runs.get((0, 1))
+    ink = layout.glyphs[0].ink
+    h, w = ink.shape
+    if drafted is None or w < SQUEEZE_FROM_ASPECT * h:
+        return None
+    narrow = cv2.resize(
+        np.ascontiguousarray(ink, np.float32),
+        (max(2, round(w * SQUEEZED_WIDTH)), h),
+        interpolation=cv2.INTER_AREA,
+    )
+    view = _view(narrow)
+    if view is None:
+        return None
+    glyph = _GlyphDraft(
+        box=drafted.box,
+        width=drafted.width,
+        whole=len(views),
+        line=drafted.line,
+        ink_scale=drafted.ink_scale,
+        origin=drafted.origin,
+        height=drafted.height,
+    )
+    views.append(view)
+    return _Hypothesis(
+        dark_ink=hypothesis.dark_ink,
+        lines=[_LineDraft(atoms=1, runs={(0, 1): glyph})],
+        handicap=hypothesis.handicap + SQUEEZE_HANDICAP,
+        must_read=SQUEEZED_DIGIT,
+    )
 
 
 def _draft_line(
@@ -545,6 +598,10 @@ def _read_hypothesis(
             total += value - CUT_PENALTY * len(choices)
             chosen.extend(choices)
     if not chosen:
+        return -math.inf, []
+    if hypothesis.must_read is not None and any(
+        int(np.argmax(probabilities[c.view][:10])) != hypothesis.must_read for c in chosen
+    ):
         return -math.inf, []
     return total / len(chosen), chosen
 

@@ -396,3 +396,48 @@ def test_a_one_cropped_to_its_ink_is_a_one(
     image = Image.fromarray((grey * 255).astype(np.uint8))
     reading = predictor.read(image)
     assert (reading.status, reading.text) == ("ok", "1")
+
+
+@pytest.mark.parametrize("size", [8, 12, 16])
+@pytest.mark.parametrize("polarity", ["dark", "light"])
+def test_a_one_stretched_to_fill_a_tiny_frame_is_a_one(
+    predictor: Predictor, size: int, polarity: str
+) -> None:
+    # Small scans stretch each digit to fill its frame: a "1" becomes a fat bar from corner
+    # to corner, which the model, fitting it into 20×20 as it is, read "0".
+    grey = one_cropped_to_its_ink(size, size, 0.6 * size)
+    if polarity == "light":
+        grey = 1 - grey
+    answer = predictor.read(Image.fromarray((grey * 255).astype(np.uint8)))
+    assert (answer.status, answer.text) == ("ok", "1")
+
+
+@pytest.mark.parametrize("label", ["0", "3", "4"])
+@pytest.mark.parametrize("size", [10, 14])
+def test_other_digits_stretched_to_a_tiny_frame_keep_their_reading(
+    predictor: Predictor, label: str, size: int
+) -> None:
+    shape = ri.draw_digit(int(label), size=90, width=10)
+    rows, cols = np.nonzero(shape > 0.1)
+    crop = shape[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    tiny = Image.fromarray(((1 - 0.85 * crop) * 255).astype(np.uint8)).resize((size, size))
+    assert predictor.read(tiny).text == label
+
+
+def test_only_a_tiny_lone_glyph_is_also_read_squeezed_and_only_as_a_one() -> None:
+    from digitctl.imaging import decode_grey
+
+    bar = (one_cropped_to_its_ink(12, 12, 7.0) * 255).astype(np.uint8)
+    tiny = reading.draft(*decode_grey(Image.fromarray(bar)))
+    squeezed = [h for h in tiny.hypotheses if h.must_read is not None]
+    assert squeezed and all(h.must_read == reading.SQUEEZED_DIGIT for h in squeezed)
+    view = squeezed[0].lines[0].runs[(0, 1)].whole
+    assert (tiny.views[view] > 0.5).sum(axis=0).nonzero()[0].size < 12  # narrower than 20
+    large = reading.draft(*decode_grey(Image.fromarray(bar).resize((48, 48))))
+    assert all(h.must_read is None for h in large.hypotheses)
+
+    rows = np.full((len(tiny.views), 11), 0.001, np.float32)
+    rows[:, 3] = 0.99  # every view reads "3", squeezed or not
+    assert reading._read_hypothesis(squeezed[0], rows)[0] == -math.inf
+    rows[view, 3], rows[view, 1] = 0.001, 0.99
+    assert reading._read_hypothesis(squeezed[0], rows)[0] > -math.inf
