@@ -18,6 +18,7 @@ A single digit is simply a reading of length 1, through the same path.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -427,9 +428,11 @@ def _squeezed(
     if layout.only_rules or len(layout.glyphs) != 1 or len(hypothesis.lines) != 1:
         return None
     drafted = hypothesis.lines[0].runs.get((0, 1))
+    if drafted is None:
+        return None
     ink = layout.glyphs[0].ink
     h, w = ink.shape
-    if drafted is None or w < SQUEEZE_FROM_ASPECT * h:
+    if w < SQUEEZE_FROM_ASPECT * h:
         return None
     narrow = cv2.resize(
         np.ascontiguousarray(ink, np.float32),
@@ -439,15 +442,8 @@ def _squeezed(
     view = _view(narrow)
     if view is None:
         return None
-    glyph = _GlyphDraft(
-        box=drafted.box,
-        width=drafted.width,
-        whole=len(views),
-        line=drafted.line,
-        ink_scale=drafted.ink_scale,
-        origin=drafted.origin,
-        height=drafted.height,
-    )
+    # The same glyph, read whole from the squeezed view only (never split).
+    glyph = dataclasses.replace(drafted, whole=len(views), cuts=[], pieces=[], ink=None)
     views.append(view)
     return _Hypothesis(
         dark_ink=hypothesis.dark_ink,
