@@ -251,6 +251,7 @@ def main() -> None:
     )
     document = {
         "model": str(predictor.path),
+        "sequence_model": str(predictor.sequence_model or ""),
         "backend": predictor.backend,
         "api": mode,
         "machine": info,

@@ -148,6 +148,7 @@ def main() -> None:
         predictor = load_predictor(model=args.model)
         info["digitctl_api"] = fs.api_mode(predictor)
         info["model"] = str(predictor.path)
+        info["sequence_model"] = str(predictor.sequence_model or "")
         print(f"digitctl: {predictor.path}, API {info['digitctl_api']}", file=sys.stderr)
     if "tesseract" in tools:
         if shutil.which("tesseract") is None:

@@ -152,6 +152,7 @@ def main() -> None:
     result = {
         "command": "python benchmarks/choose_threshold.py " + " ".join(sys.argv[1:]),
         "model": str(predictor.path),
+        "sequence_model": str(predictor.sequence_model or ""),
         "seed": args.seed,
         "images_per_set": args.count,
         "card_threshold": card_threshold,

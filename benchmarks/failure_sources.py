@@ -166,6 +166,7 @@ def main() -> None:
     document = {
         "command": "python benchmarks/failure_sources.py " + " ".join(sys.argv[1:]),
         "model": str(predictor.path),
+        "sequence_model": str(predictor.sequence_model or ""),
         "seed": args.seed,
         "images_per_set": args.count,
         "sets": result,

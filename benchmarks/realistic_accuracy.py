@@ -110,6 +110,7 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     document = {
         "model": str(predictor.path),
+        "sequence_model": str(predictor.sequence_model or ""),
         "backend": predictor.backend,
         "seed": args.seed,
         "results": rows,

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from digitctl.imaging import ImageSource
     from digitctl.inference import Predictor
     from digitctl.reading import Reading
+    from digitctl.sequence import SequenceTrainResult
     from digitctl.training import TrainResult
 
 ModelPath = str | os.PathLike[str] | None
@@ -64,9 +65,10 @@ def train(
     save_format: str = "keras",
     progress: Progress | None = None,
     **overrides: Any,
-) -> TrainResult:
+) -> TrainResult | SequenceTrainResult:
     """Train a model into the workspace, as ``digitctl train`` does (keyword arguments
-    are settings: ``recipe``, ``epochs``, ``limit``, ``workspace``, ``mirror``, ...)."""
+    are settings: ``recipe``, ``epochs``, ``limit``, ``workspace``, ``mirror``, ...;
+    ``recipe="sequence"`` trains the touching-digits sequence model)."""
     from digitctl.training import train_model
 
     return train_model(

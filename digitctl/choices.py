@@ -14,11 +14,13 @@ from digitctl.errors import ConfigError
 
 
 class RecipeName(StrEnum):
-    """Training recipes (their definitions: :data:`digitctl.model.RECIPES`)."""
+    """Training recipes (the CNNs': :data:`digitctl.model.RECIPES`; ``sequence`` trains the
+    touching-digits sequence model instead, :mod:`digitctl.sequence`)."""
 
     BEST = "best"
     FAST = "fast"
     ROBUST = "robust"
+    SEQUENCE = "sequence"
 
 
 class Strategy(StrEnum):

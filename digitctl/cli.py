@@ -19,7 +19,7 @@ import typer
 from digitctl import __version__, ui
 from digitctl.choices import ExportFormat, RecipeName, SaveFormat, Strategy
 from digitctl.config import Settings, describe, load_settings
-from digitctl.errors import DigitctlError
+from digitctl.errors import ConfigError, DigitctlError
 
 app = typer.Typer(
     name="digitctl",
@@ -234,8 +234,9 @@ def train(
     recipe: Annotated[
         RecipeName | None,
         typer.Option(
-            help="Training recipe: best (highest MNIST accuracy), fast (>= 99% in ~20 s) or "
-            "robust (framed digits and a 'not a digit' class; the bundled model's)."
+            help="Training recipe: best (highest MNIST accuracy), fast (>= 99% in ~20 s), "
+            "robust (framed digits and a 'not a digit' class; the bundled model's) or "
+            "sequence (the model that reads touching digits: models/digitctl_sequence.*)."
         ),
     ] = None,
     epochs: Annotated[int | None, typer.Option(help="Epochs (default: the recipe's).")] = None,
@@ -303,6 +304,15 @@ def train(
         strategy=strategy,
         init_model=init_model,
     )
+    if settings.recipe == RecipeName.SEQUENCE:
+        _refuse_for_sequence(
+            resume=resume,
+            h5=save_format == SaveFormat.H5,
+            strategy=strategy,
+            init_model=init_model,
+            augment=augment,
+            val_split=val_split,
+        )
     with ui.task_progress() as progress:
         result = training.train_model(
             settings, progress=progress, resume=resume, save_format=save_format
@@ -311,6 +321,19 @@ def train(
         ui.print_json(result.as_dict())
         return
     ui.out_console().print(ui.table("Training summary", ["", ""], result.summary_rows()))
+
+
+def _refuse_for_sequence(**options: Any) -> None:
+    """The CNN options that the sequence recipe cannot honour: one clear error, not a
+    silent run without them."""
+    given = [
+        name.replace("_", "-") for name, value in options.items() if value not in (None, False)
+    ]
+    if given:
+        raise ConfigError(
+            f"--{given[0]} does not apply to the sequence recipe; it takes --epochs, "
+            "--batch-size, --learning-rate, --seed and --limit"
+        )
 
 
 @app.command()

@@ -22,8 +22,15 @@ import numpy as np
 from digitctl import reading
 from digitctl.errors import DigitctlError, ImageError, ModelError, NoDigitFound
 from digitctl.imaging import ImageSource, decode_grey, is_image_path
-from digitctl.modelfiles import ModelCard, lite_path_for, read_card, resolve_model_path
+from digitctl.modelfiles import (
+    ModelCard,
+    bundled_sequence_path,
+    lite_path_for,
+    read_card,
+    resolve_model_path,
+)
 from digitctl.runners import KerasRunner, LiteRTRunner, OnnxRunner, run_batched
+from digitctl.sequence import SEQUENCE_NAME
 
 if TYPE_CHECKING:
     from digitctl.config import Settings
@@ -81,6 +88,7 @@ class Predictor:
         input_shape: Sequence[int],
         card: ModelCard | None = None,
         uncertain_below: float = 0.6,
+        sequence_model: Path | None = None,
     ) -> None:
         self.path = path
         self.backend = backend
@@ -90,6 +98,10 @@ class Predictor:
         self._input_shape = tuple(input_shape)
         self.temperature = float(card.temperature) if card is not None else 1.0
         self.reject_threshold = card.reject_threshold if card is not None else None
+        # The sequence model that counts touching digits (digitctl.sequence): loaded when
+        # a glyph first needs it, so that a single digit's cold start does not pay for it.
+        self.sequence_model = sequence_model
+        self._sequence_runner: LiteRTRunner | None = None
 
     def __repr__(self) -> str:
         return f"Predictor(path={str(self.path)!r}, backend={self.backend!r})"
@@ -112,6 +124,15 @@ class Predictor:
             probabilities = _tempered(probabilities, self.temperature)
         return probabilities
 
+    def read_strips(self, strips: np.ndarray) -> np.ndarray:
+        """(N, 28, 160) glyph strips → (N, steps, 11) sequence-model probabilities."""
+        if self._sequence_runner is None:
+            assert self.sequence_model is not None
+            self._sequence_runner = LiteRTRunner(self.sequence_model, num_threads=LITERT_THREADS)
+        strips = np.asarray(strips, dtype=np.float32)
+        x = strips.reshape((len(strips), *self._sequence_runner.input_shape))
+        return run_batched(self._sequence_runner, x)
+
     def predict_views(self, views: np.ndarray) -> np.ndarray:
         """(N, 28, 28) views in [0, 1] → (N, 10) probabilities over the digits only."""
         probabilities = self.classify(views)[:, :10]
@@ -129,7 +150,8 @@ class Predictor:
     def decide_many(self, drafts: Sequence[reading.Draft]) -> list[reading.Reading]:
         """Readings of several drafts, their views scored in batches (whole glyphs, then
         the pieces that still matter)."""
-        tables = reading.score_views(drafts, self.classify)
+        read_strips = self.read_strips if self.sequence_model is not None else None
+        tables = reading.score_views(drafts, self.classify, read_strips)
         return [
             reading.decide(
                 drafted,
@@ -247,6 +269,8 @@ _FORKED: Predictor | None = None
 def _forked_start() -> None:
     assert _FORKED is not None
     _FORKED._runner = _FORKED._runner.reopened()  # type: ignore[attr-defined]
+    if _FORKED._sequence_runner is not None:
+        _FORKED._sequence_runner = _FORKED._sequence_runner.reopened()
 
 
 def _forked_read(source: ImageSource) -> reading.Reading | ImageError:
@@ -360,7 +384,17 @@ def load_predictor(settings: Settings | None = None, model: Path | None = None) 
         input_shape=runner.input_shape,
         card=read_card(path),
         uncertain_below=settings.uncertain_below,
+        sequence_model=_sequence_model(settings),
     )
+
+
+def _sequence_model(settings: Settings) -> Path | None:
+    """The sequence model readings count touching digits with: the workspace's (written by
+    ``digitctl train --recipe sequence``), else the bundled one (None: neither exists)."""
+    for path in (settings.models_path / f"{SEQUENCE_NAME}.tflite", bundled_sequence_path()):
+        if path.exists():
+            return path
+    return None
 
 
 # --------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from digitctl.choices import RecipeName, choose
+from digitctl.errors import ConfigError
 
 NUM_CLASSES = 10
 INPUT_SHAPE = (28, 28, 1)
@@ -122,7 +123,13 @@ RECIPES: dict[str, Recipe] = {
 
 def get_recipe(name: str) -> Recipe:
     """The recipe called ``name``; a ConfigError for a name that is not a RecipeName."""
-    return RECIPES[choose(RecipeName, name, "recipe")]
+    chosen = choose(RecipeName, name, "recipe")
+    if chosen not in RECIPES:
+        raise ConfigError(
+            f"recipe {chosen!r} trains the sequence model, not a digit CNN; "
+            "use `digitctl train --recipe sequence`"
+        )
+    return RECIPES[chosen]
 
 
 def build_model(recipe: Recipe, seed: int | None = None, for_training: bool = False) -> Any:

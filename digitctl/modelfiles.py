@@ -24,6 +24,11 @@ BUNDLED_MODEL_NAME = "digitctl_cnn"
 WORKSPACE_MODEL_NAME = "best_model"
 
 
+def bundled_sequence_path() -> Path:
+    """The bundled sequence model (touching digits, see :mod:`digitctl.sequence`)."""
+    return BUNDLED_MODEL_DIR / "digitctl_sequence.tflite"
+
+
 def bundled_model_path() -> Path:
     return BUNDLED_MODEL_DIR / f"{BUNDLED_MODEL_NAME}.keras"
 

@@ -30,6 +30,14 @@ import numpy as np
 from digitctl.errors import NoDigitFound
 from digitctl.inkmap import InkMap, ink_maps
 from digitctl.layout import INK_LEVEL, Glyph, Layout, find_glyphs
+from digitctl.sequence import (
+    MAX_DIGITS,
+    SequenceReading,
+    digit_bounds,
+    greedy_decode,
+    sequence_input,
+    strip_frame,
+)
 
 # A glyph this many times wider than tall may be several touching digits.
 SPLIT_FROM_ASPECT = 0.9
@@ -77,6 +85,19 @@ SQUEEZE_FROM_ASPECT = 0.8
 SQUEEZED_WIDTH = 0.4
 SQUEEZE_HANDICAP = 0.05
 SQUEEZED_DIGIT = 1
+# A glyph that may be touching digits is also read whole by the sequence model
+# (digitctl.sequence), when one is loaded. Cuts at the ink's thinnest columns cannot tell
+# "166" from "6" when the strokes overlap; a model that has seen overlapping strings can
+# count them. When it reads the glyph at least SEQUENCE_SURE surely (its path
+# probability), the pieces it read the digits in join the candidates, and a split into
+# that many digits gains SEQUENCE_BONUS (log-score) when the readings are weighed: it
+# wins unless the classifier reads its pieces much worse. The digits of that split are
+# read by both models (their probabilities multiplied) and, in a glyph of at least
+# SEQUENCE_KEEPS_FROM digits, a thin piece the classifier takes for half a digit is kept.
+# All four were chosen on the seed-1 validation sets (docs/benchmarks.md, stop 20).
+SEQUENCE_SURE = 0.6
+SEQUENCE_BONUS = 1.0
+SEQUENCE_KEEPS_FROM = 4
 
 
 @dataclass
@@ -163,6 +184,11 @@ class _GlyphDraft:
     height: int = 0
     # The glyph's ink, kept while it has pieces: their views are made only when needed.
     ink: np.ndarray | None = field(default=None, repr=False)
+    # Its (28, 160) strip for the sequence model (glyphs with pieces only), and what the
+    # model read there once scored.
+    strip: np.ndarray | None = field(default=None, repr=False)
+    frame: tuple[int, int, int, int, int] | None = None  # where the ink sits in the strip
+    sequence: SequenceReading | None = None
 
 
 @dataclass
@@ -227,16 +253,15 @@ def piece_views(drafted: Draft, probabilities: np.ndarray) -> list[int]:
     needed: list[int] = []
     scores: list[float] | None = None
     for glyph in _glyph_drafts(drafted):
-        if not glyph.pieces:
+        if not _needs_pieces(glyph, probabilities):
             continue
-        if glyph.whole is not None and glyph.width <= SURE_UP_TO_ASPECT * glyph.height:
-            row = probabilities[glyph.whole]
-            not_digit = float(row[10]) if row.shape[0] > 10 else 0.0
-            if float(row[:10].max()) >= SURE_WHOLE and not_digit < 1 - SURE_WHOLE:
-                continue
         if scores is None:
             scores = _view_scores(probabilities)
-        for piece in _pieces_to_score(glyph, scores):
+        digits = _sequence_count(glyph)
+        wanted = _pieces_to_score(glyph, scores)
+        if digits is not None and digits > 1:  # and the best split of the count read
+            wanted += [p for p in _pieces_to_score(glyph, scores, digits) if p not in wanted]
+        for piece in wanted:
             if piece.view is None and glyph.ink is not None:
                 view = _view(glyph.ink[:, piece.start : piece.stop])
                 if view is None:
@@ -249,52 +274,121 @@ def piece_views(drafted: Draft, probabilities: np.ndarray) -> list[int]:
     return needed
 
 
+def _needs_pieces(glyph: _GlyphDraft, probabilities: np.ndarray) -> bool:
+    """Whether a glyph's split matters: it has pieces, and is too wide to be one digit or
+    not read whole as a sure digit (given its whole view's scored row)."""
+    if not glyph.pieces:
+        return False
+    if glyph.whole is not None and glyph.width <= SURE_UP_TO_ASPECT * glyph.height:
+        row = probabilities[glyph.whole]
+        not_digit = float(row[10]) if row.shape[0] > 10 else 0.0
+        if float(row[:10].max()) >= SURE_WHOLE and not_digit < 1 - SURE_WHOLE:
+            return False
+    return True
+
+
+def strips_to_read(drafted: Draft, probabilities: np.ndarray) -> list[_GlyphDraft]:
+    """The glyphs whose strips the sequence model should read, given the whole views'
+    scores: those whose split matters (:func:`_needs_pieces`), not read yet."""
+    return [
+        glyph
+        for glyph in _glyph_drafts(drafted)
+        if glyph.strip is not None
+        and glyph.sequence is None
+        and _needs_pieces(glyph, probabilities)
+    ]
+
+
+def _add_sequence_pieces(glyph: _GlyphDraft) -> None:
+    """When the sequence model surely read several digits in the glyph, the pieces it
+    read them in (cut halfway between where neighbouring digits peak) join the glyph's
+    candidates: the ink's thinnest columns may offer no split of that count at all."""
+    digits = _sequence_count(glyph)
+    if digits is None or digits < 2 or glyph.frame is None:
+        return
+    assert glyph.sequence is not None
+    inner = digit_bounds(glyph.sequence, glyph.frame)
+    bounds = [0, *sorted({min(max(b, 1), glyph.width - 1) for b in inner}), glyph.width]
+    if len(bounds) != digits + 1:
+        return  # two digits peaked too close together to be cut apart
+    glyph.cuts = sorted({*glyph.cuts, *bounds})
+    have = {(p.start, p.stop) for p in glyph.pieces}
+    for start, stop in zip(bounds, bounds[1:], strict=False):
+        if (start, stop) not in have:
+            glyph.pieces.append(_Piece(start, stop))
+
+
+def _sequence_count(glyph: _GlyphDraft) -> int | None:
+    """How many digits the sequence model surely read in the glyph (None: no such
+    reading, or one that cannot be followed: a single digit too wide to read whole)."""
+    sequence = glyph.sequence
+    if sequence is None or sequence.confidence < SEQUENCE_SURE:
+        return None
+    count = len(sequence.labels)
+    if not 1 <= count <= MAX_DIGITS or (count == 1 and glyph.whole is None):
+        return None
+    return count
+
+
 def _view_scores(probabilities: np.ndarray) -> list[float]:
     """Each view's :func:`_score` (NaN for views not scored yet), at once for a table."""
     best = probabilities[:, :10].max(axis=1).astype(np.float64)
     return np.log(np.maximum(best, FLOOR)).tolist()
 
 
-def _pieces_to_score(glyph: _GlyphDraft, scores: Sequence[float]) -> list[_Piece]:
+def _pieces_to_score(
+    glyph: _GlyphDraft, scores: Sequence[float], digits: int | None = None
+) -> list[_Piece]:
     """The unscored pieces that the glyph's best split may go through, given each view's
-    score (:func:`_view_scores`; NaN: not scored yet, or beyond ``scores``).
+    score (:func:`_view_scores`; NaN: not scored yet, or beyond ``scores``), and, when
+    ``digits`` is given, the best split into exactly that many pieces.
 
     A best-first search over the cuts (Dijkstra on the pieces' log-scores, which are never
     positive, so a path only loses value as it grows): the cut with the best partial split
     is expanded first; when its pieces are not scored yet, those are what is needed. The
     search ends when the glyph's far end is reached (that split is the best of all, as
-    the dynamic programming of :func:`_segment` would find among every piece) or when no
-    partial split is left that could beat the glyph read whole."""
+    the dynamic programming of :func:`_best_split` would find among every piece) or when
+    no partial split is left that could beat the glyph read whole. With a count, a state
+    is a cut and the pieces taken to reach it, and the glyph read whole is no rival."""
 
     def unscored(piece: _Piece) -> bool:
         return piece.view is None or piece.view >= len(scores) or math.isnan(scores[piece.view])
 
     if CUT_PENALTY != 0:  # the search assumes no per-digit prior: then every piece may matter
         return [p for p in glyph.pieces if not p.unreadable and unscored(p)]
+    if digits == 1:
+        return []  # read whole
     # The glyph read whole wins ties in _segment.
-    beat = scores[glyph.whole] if glyph.whole is not None else -math.inf
+    beat = scores[glyph.whole] if glyph.whole is not None and digits is None else -math.inf
     by_start: dict[int, list[_Piece]] = {}
     for piece in glyph.pieces:
         if not piece.unreadable:
             by_start.setdefault(piece.start, []).append(piece)
-    best = {0: 0.0}
-    done: set[int] = set()
+    best = {(0, 0): 0.0}  # (cut, pieces so far; always 0 without a count) → partial score
+    done: set[tuple[int, int]] = set()
     while True:
-        open_cuts = [c for c in best if c not in done]
-        if not open_cuts:
+        open_states = [state for state in best if state not in done]
+        if not open_states:
             return []
-        cut = max(open_cuts, key=lambda c: (best[c], -c))
-        if cut == glyph.width or best[cut] <= beat:
+        state = max(open_states, key=lambda s: (best[s], -s[0]))
+        cut, count = state
+        if best[state] <= beat:
             return []
+        if cut == glyph.width and (digits is None or count == digits):
+            return []
+        if cut == glyph.width or (digits is not None and count >= digits):
+            done.add(state)  # a dead end: the far end with the wrong count, or too many
+            continue
         outgoing = by_start.get(cut, [])
         waiting = [p for p in outgoing if unscored(p)]
         if waiting:
             return waiting
-        done.add(cut)
+        done.add(state)
         for piece in outgoing:
-            value = best[cut] + scores[piece.view]
-            if value > best.get(piece.stop, -math.inf):
-                best[piece.stop] = value
+            following = (piece.stop, 0 if digits is None else count + 1)
+            value = best[state] + scores[piece.view]
+            if value > best.get(following, -math.inf):
+                best[following] = value
 
 
 def _view(ink: np.ndarray) -> np.ndarray | None:
@@ -380,6 +474,8 @@ def _draft_glyph(
                     draft.pieces.append(_Piece(start, stop))
         if draft.pieces:
             draft.ink = ink
+            draft.strip = sequence_input(ink)
+            draft.frame = strip_frame(ink)
     if draft.whole is None and not draft.pieces:
         return None
     return draft
@@ -489,6 +585,10 @@ class _Choice:
     view: int
     box: tuple[int, int, int, int]
     line: int
+    # The digit's probabilities when the sequence model's reading joins the view's, and
+    # the not-a-digit probability left when it surely read a digit there.
+    probabilities: np.ndarray | None = None
+    not_digit: float | None = None
 
 
 def _score(probabilities: np.ndarray) -> float:
@@ -499,38 +599,73 @@ def _score(probabilities: np.ndarray) -> float:
 def _segment(glyph: _GlyphDraft, probabilities: np.ndarray) -> tuple[float, list[_Choice]]:
     """The best way to read one glyph: whole, or split at the cuts (dynamic programming).
 
-    The value is the sum of the chosen views' log-scores; the caller adds
-    the per-digit penalty.
+    When the sequence model surely read the glyph, the reading with as many digits as it
+    read is preferred (SEQUENCE_BONUS is added to its value when the options are weighed).
+    The value returned is the sum of the chosen views' log-scores; the caller adds the
+    per-digit penalty.
     """
-    options: list[tuple[float, list[_Choice]]] = []
+    whole = None
     if glyph.whole is not None:
-        value = _score(probabilities[glyph.whole])
-        options.append((value, [_Choice(glyph.whole, glyph.box, 0)]))
+        whole = (_score(probabilities[glyph.whole]), [_Choice(glyph.whole, glyph.box, 0)])
+    digits = _sequence_count(glyph)
+    split = counted = None
     if glyph.pieces:
-        by_start: dict[int, list[_Piece]] = {}
-        for piece in glyph.pieces:
-            by_start.setdefault(piece.start, []).append(piece)
-        best: dict[int, tuple[float, list[_Piece]]] = {0: (0.0, [])}
-        for cut in glyph.cuts:
-            if cut not in best:
+        split = _best_split(glyph, probabilities, None)
+        if digits is not None and digits > 1:
+            counted = _best_split(glyph, probabilities, digits)
+    options = [o for o in (whole, split, counted) if o is not None]
+    if not options:
+        return -math.inf, []
+
+    def weighed(option: tuple[float, list[_Choice]]) -> float:
+        follows = digits is not None and len(option[1]) == digits
+        return option[0] + (SEQUENCE_BONUS if follows else 0.0)
+
+    chosen = max(options, key=weighed)  # the whole glyph wins ties, then the free split
+    if whole is not None and chosen is not whole and _letter_strokes(glyph, chosen, probabilities):
+        return whole
+    if digits is not None and digits > 1 and len(chosen[1]) == digits:
+        assert glyph.sequence is not None
+        # The two models err on different digits: each digit is read by both.
+        for choice, row in zip(chosen[1], glyph.sequence.probabilities, strict=True):
+            both = row * probabilities[choice.view, :10].astype(np.float64)
+            choice.probabilities = both / max(float(both.sum()), FLOOR)
+            if digits >= SEQUENCE_KEEPS_FROM and probabilities.shape[1] > 10:
+                # A thin piece cut from touching digits looks like half a digit to the
+                # classifier (it was taught to reject those); the sequence model read a
+                # digit there: only as much doubt is left as both share.
+                sure = glyph.sequence.confidence
+                choice.not_digit = float(probabilities[choice.view, 10]) * (1 - sure)
+    return chosen
+
+
+def _best_split(
+    glyph: _GlyphDraft, probabilities: np.ndarray, digits: int | None
+) -> tuple[float, list[_Choice]] | None:
+    """The glyph's best split into two or more scored pieces (into exactly ``digits``
+    when given), by dynamic programming over the cuts; None when there is none."""
+    by_start: dict[int, list[_Piece]] = {}
+    for piece in glyph.pieces:
+        by_start.setdefault(piece.start, []).append(piece)
+    # (cut, pieces so far; always 0 without a count) → the best partial split there
+    best: dict[tuple[int, int], tuple[float, list[_Piece]]] = {(0, 0): (0.0, [])}
+    for cut in glyph.cuts:
+        for (_, count), (total, path) in [(k, v) for k, v in best.items() if k[0] == cut]:
+            if digits is not None and count >= digits:
                 continue
-            total, path = best[cut]
             for piece in by_start.get(cut, []):
                 if piece.view is None or np.isnan(probabilities[piece.view, 0]):
                     continue  # not scored: the glyph read whole was sure enough
                 value = total + _score(probabilities[piece.view]) + CUT_PENALTY
-                if piece.stop not in best or value > best[piece.stop][0]:
-                    best[piece.stop] = (value, [*path, piece])
-        if glyph.width in best and len(best[glyph.width][1]) > 1:
-            value, path = best[glyph.width]
-            value -= CUT_PENALTY * len(path)  # the caller charges each digit once
-            options.append((value, [_piece_choice(glyph, p) for p in path]))
-    if not options:
-        return -math.inf, []
-    chosen = max(options, key=lambda option: option[0])
-    if len(options) == 2 and chosen is options[1] and _letter_strokes(glyph, chosen, probabilities):
-        return options[0]
-    return chosen
+                following = (piece.stop, 0 if digits is None else count + 1)
+                if following not in best or value > best[following][0]:
+                    best[following] = (value, [*path, piece])
+    end = best.get((glyph.width, 0 if digits is None else digits))
+    if end is None or len(end[1]) < 2:
+        return None
+    value, path = end
+    value -= CUT_PENALTY * len(path)  # the caller charges each digit once
+    return value, [_piece_choice(glyph, p) for p in path]
 
 
 def _letter_strokes(
@@ -640,7 +775,13 @@ def _digit(
     view: np.ndarray, probabilities: np.ndarray, choice: _Choice, uncertain_below: float
 ) -> Digit:
     not_digit = float(probabilities[10]) if probabilities.shape[0] > 10 else 0.0
-    digit_part = probabilities[:10].astype(np.float64)
+    if choice.not_digit is not None:
+        not_digit = choice.not_digit
+    digit_part = (
+        probabilities[:10].astype(np.float64)
+        if choice.probabilities is None
+        else choice.probabilities
+    )
     digit_part = digit_part / max(float(digit_part.sum()), FLOOR)
     label = int(np.argmax(digit_part))
     confidence = float(digit_part[label])
@@ -716,11 +857,17 @@ def read(
 
 
 def score_views(
-    drafts: Sequence[Draft], classify: Callable[[np.ndarray], np.ndarray]
+    drafts: Sequence[Draft],
+    classify: Callable[[np.ndarray], np.ndarray],
+    read_strips: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> list[np.ndarray]:
     """Each draft's view probabilities, in batched rounds: whole glyphs first, then the
     pieces that still matter, a round for each step of the glyphs' searches for their
-    best split (rows of views not scored are NaN)."""
+    best split (rows of views not scored are NaN).
+
+    ``read_strips`` (the sequence model: (N, 28, 160) strips → (N, steps, 11)
+    probabilities), when given, reads the glyphs whose split matters after the first
+    round; what it read is kept on each glyph (``sequence``) and fixes its digit count."""
     scored: list[dict[int, np.ndarray]] = [{} for _ in drafts]
     width = 0
 
@@ -739,6 +886,13 @@ def score_views(
         return rows
 
     fill([(n, v) for n, d in enumerate(drafts) for v in first_views(d)])
+    if read_strips is not None:
+        glyphs = [g for n, d in enumerate(drafts) for g in strips_to_read(d, table(n))]
+        if glyphs:
+            strips = read_strips(np.stack([g.strip for g in glyphs]))
+            for glyph, row in zip(glyphs, strips, strict=True):
+                glyph.sequence = greedy_decode(row)
+                _add_sequence_pieces(glyph)
     while True:
         # A view asked for again was scored already (its row came back NaN): not again.
         wanted = [

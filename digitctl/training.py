@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from digitctl.atomic import write_json, write_with
-from digitctl.choices import SaveFormat, choose
-from digitctl.errors import DigitctlError, TrainingInterrupted
+from digitctl.choices import RecipeName, SaveFormat, choose
+from digitctl.errors import ConfigError, DigitctlError, TrainingInterrupted
 from digitctl.model import Recipe, get_recipe
 from digitctl.modelfiles import ModelCard, card_path_for, lite_path_for, workspace_model_path
 
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from digitctl.data import MnistSplits as Splits
     from digitctl.distribute import Distribution
     from digitctl.robust import SyntheticSplits
+    from digitctl.sequence import SequenceTrainResult
 
 CHECKPOINT_NAME = "last_checkpoint.keras"
 STATE_NAME = "train_state.json"
@@ -428,7 +429,7 @@ def train_model(
     progress: Progress | None = None,
     resume: bool = False,
     save_format: str = "keras",
-) -> TrainResult:
+) -> TrainResult | SequenceTrainResult:
     """Train the recipe's CNN on MNIST, keep the best epoch by validation accuracy, and
     write the model, its card and the artifacts into the workspace.
 
@@ -436,6 +437,13 @@ def train_model(
     plan; settings that ask for a different plan are an error. Ctrl-C raises
     :class:`TrainingInterrupted` after the last completed epoch has been saved.
     """
+    if settings.recipe == RecipeName.SEQUENCE:
+        # Not a CNN: the touching-digits sequence model (digitctl.sequence).
+        if resume or save_format != SaveFormat.KERAS:
+            raise ConfigError("the sequence recipe has no --resume and writes .keras only")
+        from digitctl.sequence import train_sequence
+
+        return train_sequence(settings, progress=progress)
     run, splits = _plan_run(settings, progress, resume, save_format)
     from digitctl._native import load_tensorflow
     from digitctl.distribute import make_distribution

@@ -441,3 +441,20 @@ def test_only_a_tiny_lone_glyph_is_also_read_squeezed_and_only_as_a_one() -> Non
     assert reading._read_hypothesis(squeezed[0], rows)[0] == -math.inf
     rows[view, 3], rows[view, 1] = 0.001, 0.99
     assert reading._read_hypothesis(squeezed[0], rows)[0] > -math.inf
+
+
+@pytest.mark.parametrize(
+    ("labels", "gap"), [("770", -0.2), ("303", -0.12), ("7007", -0.12), ("0413", -0.05)]
+)
+def test_overlapping_digits_are_counted_and_read_with_the_sequence_model(
+    predictor: Predictor, labels: str, gap: float
+) -> None:
+    # Overlapping strokes leave no thin column to cut at: without the bundled sequence
+    # model these read "", "323", "7057" and "043".
+    assert predictor.sequence_model is not None and predictor.sequence_model.exists()
+    answer = predictor.read(number_image(labels, gap=gap))
+    assert answer.text == labels and answer.status == "ok"
+    lefts = [d.box[0] for d in answer.digits]
+    assert lefts == sorted(lefts) and len(set(lefts)) == len(labels)
+    for digit in answer.digits:
+        assert abs(sum(digit.probabilities) - 1) < 1e-4 and digit.view.shape == (28, 28)
