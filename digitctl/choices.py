@@ -15,12 +15,14 @@ from digitctl.errors import ConfigError
 
 class RecipeName(StrEnum):
     """Training recipes (the CNNs': :data:`digitctl.model.RECIPES`; ``sequence`` trains the
-    touching-digits sequence model instead, :mod:`digitctl.sequence`)."""
+    touching-digits sequence model instead, :mod:`digitctl.sequence`; ``reader`` the line
+    reader, :mod:`digitctl.reader_training`)."""
 
     BEST = "best"
     FAST = "fast"
     ROBUST = "robust"
     SEQUENCE = "sequence"
+    READER = "reader"
 
 
 class Strategy(StrEnum):

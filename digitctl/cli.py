@@ -236,7 +236,9 @@ def train(
         typer.Option(
             help="Training recipe: best (highest MNIST accuracy), fast (>= 99% in ~20 s), "
             "robust (framed digits and a 'not a digit' class; the bundled model's) or "
-            "sequence (the model that reads touching digits: models/digitctl_sequence.*)."
+            "sequence (the model that reads touching digits: models/digitctl_sequence.*) or "
+            "reader (the line reader: CTC on generated scenes, models/digitctl_reader.*; "
+            "--limit is scenes per epoch)."
         ),
     ] = None,
     epochs: Annotated[int | None, typer.Option(help="Epochs (default: the recipe's).")] = None,
@@ -304,9 +306,10 @@ def train(
         strategy=strategy,
         init_model=init_model,
     )
-    if settings.recipe == RecipeName.SEQUENCE:
+    if settings.recipe in (RecipeName.SEQUENCE, RecipeName.READER):
         _refuse_for_sequence(
-            resume=resume,
+            settings.recipe,
+            resume=resume and settings.recipe == RecipeName.SEQUENCE,
             h5=save_format == SaveFormat.H5,
             strategy=strategy,
             init_model=init_model,
@@ -323,16 +326,17 @@ def train(
     ui.out_console().print(ui.table("Training summary", ["", ""], result.summary_rows()))
 
 
-def _refuse_for_sequence(**options: Any) -> None:
-    """The CNN options that the sequence recipe cannot honour: one clear error, not a
-    silent run without them."""
+def _refuse_for_sequence(recipe: str, **options: Any) -> None:
+    """The CNN options that the sequence and reader recipes cannot honour: one clear
+    error, not a silent run without them."""
     given = [
         name.replace("_", "-") for name, value in options.items() if value not in (None, False)
     ]
     if given:
         raise ConfigError(
-            f"--{given[0]} does not apply to the sequence recipe; it takes --epochs, "
+            f"--{given[0]} does not apply to the {recipe} recipe; it takes --epochs, "
             "--batch-size, --learning-rate, --seed and --limit"
+            + (" (and --resume)" if recipe == RecipeName.READER else "")
         )
 
 

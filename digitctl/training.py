@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from digitctl.config import Settings
     from digitctl.data import MnistSplits as Splits
     from digitctl.distribute import Distribution
+    from digitctl.reader_training import ReaderTrainResult
     from digitctl.robust import SyntheticSplits
     from digitctl.sequence import SequenceTrainResult
 
@@ -429,7 +430,7 @@ def train_model(
     progress: Progress | None = None,
     resume: bool = False,
     save_format: str = "keras",
-) -> TrainResult | SequenceTrainResult:
+) -> TrainResult | SequenceTrainResult | ReaderTrainResult:
     """Train the recipe's CNN on MNIST, keep the best epoch by validation accuracy, and
     write the model, its card and the artifacts into the workspace.
 
@@ -444,6 +445,13 @@ def train_model(
         from digitctl.sequence import train_sequence
 
         return train_sequence(settings, progress=progress)
+    if settings.recipe == RecipeName.READER:
+        # Not a CNN either: the line reader, CTC on generated scenes (digitctl.scenes).
+        if save_format != SaveFormat.KERAS:
+            raise ConfigError("the reader recipe writes .keras (and .tflite) only")
+        from digitctl.reader_training import train_reader
+
+        return train_reader(settings, progress=progress, resume=resume)
     run, splits = _plan_run(settings, progress, resume, save_format)
     from digitctl._native import load_tensorflow
     from digitctl.distribute import make_distribution
