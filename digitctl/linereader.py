@@ -209,6 +209,17 @@ def character_boxes(
     return boxes
 
 
+def find_reader_model(models_dir: Path | None = None) -> Path | None:
+    """The line reader to use: the workspace's (``models_dir``, written by ``digitctl
+    train --recipe reader``), else the bundled one; None when neither exists."""
+    from digitctl.modelfiles import bundled_reader_path
+
+    candidates = [bundled_reader_path()]
+    if models_dir is not None:
+        candidates.insert(0, Path(models_dir) / f"{READER_NAME}.tflite")
+    return next((path for path in candidates if path.exists()), None)
+
+
 class LineModel:
     """The line model in LiteRT (no TensorFlow): strips in, CTC probabilities out."""
 

@@ -29,6 +29,11 @@ def bundled_sequence_path() -> Path:
     return BUNDLED_MODEL_DIR / "digitctl_sequence.tflite"
 
 
+def bundled_reader_path() -> Path:
+    """The bundled line reader (see :mod:`digitctl.linereader`)."""
+    return BUNDLED_MODEL_DIR / "digitctl_reader.tflite"
+
+
 def bundled_model_path() -> Path:
     return BUNDLED_MODEL_DIR / f"{BUNDLED_MODEL_NAME}.keras"
 

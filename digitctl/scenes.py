@@ -41,6 +41,10 @@ MAX_LABEL = 16  # characters in a target at most
 NEGATIVE_SHARE = 0.16
 LENGTH_WEIGHTS = {1: 0.2, 2: 0.16, 3: 0.16, 4: 0.13, 5: 0.1, 6: 0.09, 7: 0.08, 8: 0.08}
 SOURCE_WEIGHTS = {"mnist": 0.62, "strokes": 0.18, "font": 0.2}
+FURNITURE = (
+    "box", "comb", "ruled", "grid", "underline", "rules", "margin", "guilloche", "texture",
+    "stamp", "label", "mark",
+)  # fmt: skip
 _FONT_FILES = (
     "DejaVuSans.ttf",
     "DejaVuSans-Bold.ttf",
@@ -367,10 +371,15 @@ class _Placed:
 
 
 def _write_string(
-    text: str, pools: DigitPools, height: int, rng: np.random.Generator
+    text: str,
+    pools: DigitPools,
+    height: int,
+    rng: np.random.Generator,
+    forced_source: str | None = None,
 ) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """The string's ink, ``height`` px a digit, and each character's column span."""
     source = str(rng.choice(list(SOURCE_WEIGHTS), p=list(SOURCE_WEIGHTS.values())))
+    source = forced_source or source
     font = _FONT_FILES[int(rng.integers(len(_FONT_FILES)))]
     pen = int(rng.choice([1, 1, 2, 2, 2, 3, 3, 4, 5])) if source == "strokes" else 0
     sep_pen = max(1, pen or max(1, height // 12))
@@ -521,9 +530,17 @@ def _furniture(
     spans: list[tuple[int, int]],
     digit_height: int,
     rng: np.random.Generator,
+    force: frozenset[str] | None = None,
 ) -> list[tuple[np.ndarray, float]]:
-    """Layers of coverage with their darkness: lines, boxes, margins, patterns, marks."""
+    """Layers of coverage with their darkness: lines, boxes, margins, patterns, marks.
+    ``force``: exactly these kinds of :data:`FURNITURE` (the random draws are made all
+    the same, so a scene without ``force`` does not depend on it)."""
     h, w = shape
+
+    def want(kind: str, share: float) -> bool:
+        drawn = rng.random() < share
+        return drawn if force is None else kind in force
+
     top, left, bottom, right = box
     layers: list[tuple[np.ndarray, float]] = []
     thin = max(1, int(round(digit_height / rng.uniform(14, 40))))
@@ -534,7 +551,7 @@ def _furniture(
     def darkness(low: float = 0.25, high: float = 0.9) -> float:
         return float(rng.uniform(low, high))
 
-    if rng.random() < 0.22:  # a box around the writing, maybe cut by the crop
+    if want("box", 0.22):  # a box around the writing, maybe cut by the crop
         layer = new()
         m = [int(rng.uniform(-0.3, 1.0) * digit_height * 0.4) for _ in range(4)]
         y0, y1 = top - m[0], bottom + m[1]
@@ -549,12 +566,12 @@ def _furniture(
         for side in sides:
             if rng.random() < 0.92:
                 _line(layer, *side, width)
-        if rng.random() < 0.35 and len(spans) > 1:  # comb dividers between the digits
+        if want("comb", 0.35) and len(spans) > 1:  # comb dividers between the digits
             for (_, b), (c, _) in zip(spans, spans[1:], strict=False):
                 x = left + (b + c) / 2
                 _line(layer, (x, y1 - (y1 - y0) * rng.uniform(0.2, 1.0)), (x, y1), width)
         layers.append((layer, darkness(0.3, 1.0)))
-    if rng.random() < 0.18:  # ruled or squared paper
+    if want("ruled", 0.18):  # ruled or squared paper
         layer = new()
         spacing = digit_height * rng.uniform(0.5, 1.4)
         y = rng.uniform(0, spacing)
@@ -562,13 +579,13 @@ def _furniture(
         while y < h:
             _line(layer, (0, y), (w, y + tilt), thin)
             y += spacing
-        if rng.random() < 0.45:
+        if want("grid", 0.45):
             x = rng.uniform(0, spacing)
             while x < w:
                 _line(layer, (x, 0), (x - tilt, h), thin)
                 x += spacing
         layers.append((layer, darkness(0.15, 0.6)))
-    if rng.random() < 0.15:  # underline or a baseline
+    if want("underline", 0.15):  # underline or a baseline
         layer = new()
         y = bottom + rng.uniform(-0.15, 0.3) * digit_height
         _line(
@@ -578,7 +595,7 @@ def _furniture(
             int(rng.choice([thin, thin + 1, thin + 2])),
         )
         layers.append((layer, darkness(0.3, 1.0)))
-    if rng.random() < 0.2:  # vertical rules and cell borders, edge to edge
+    if want("rules", 0.2):  # vertical rules and cell borders, edge to edge
         layer = new()
         for _ in range(int(rng.integers(1, 4))):
             where = rng.random()
@@ -592,7 +609,7 @@ def _furniture(
                 if rng.random() < 0.6:
                     _line(layer, (0, y), (w, y + rng.normal(0, 1)), thin)
         layers.append((layer, darkness(0.3, 1.0)))
-    if rng.random() < 0.1:  # a black scanner margin at an edge
+    if want("margin", 0.1):  # a black scanner margin at an edge
         layer = new()
         side = int(rng.integers(4))
         size = rng.uniform(0.03, 0.2)
@@ -601,26 +618,26 @@ def _furniture(
         frac = [xs / w, 1 - xs / w, ys / h, 1 - ys / h][side]
         layer = (frac < size + edge).astype(np.float32)
         layers.append((cv2.GaussianBlur(layer, (0, 0), 1.0), darkness(0.6, 1.0)))
-    if rng.random() < 0.15:  # a security pattern
+    if want("guilloche", 0.15):  # a security pattern
         layers.append((_guilloche(shape, rng), darkness(0.1, 0.5)))
-    if rng.random() < 0.15:  # texture
+    if want("texture", 0.15):  # texture
         texture = _smooth_noise(shape, int(rng.integers(4, 40)), rng)
         texture = np.clip((texture - rng.uniform(0.3, 0.7)) * rng.uniform(1, 4), 0, 1)
         layers.append((texture, darkness(0.05, 0.35)))
-    if rng.random() < 0.05:  # a stamp: a ring with letters, partly over the writing
+    if want("stamp", 0.05):  # a stamp: a ring with letters, partly over the writing
         layer = new()
         r = digit_height * rng.uniform(0.6, 1.5)
         cx, cy = rng.uniform(0, w), rng.uniform(0, h)
         cv2.circle(layer, (int(cx), int(cy)), int(r), 1.0, max(1, thin + 1), cv2.LINE_AA)
         cv2.circle(layer, (int(cx), int(cy)), int(r * 0.7), 1.0, max(1, thin), cv2.LINE_AA)
         layers.append((layer, darkness(0.2, 0.6)))
-    if rng.random() < 0.12:  # a printed word beside the number (no digits in it)
+    if want("label", 0.12):  # a printed word beside the number (no digits in it)
         word = _font_glyph(
             _FONT_FILES[int(rng.integers(len(_FONT_FILES)))], str(rng.choice(_LABEL_WORDS))
         )
         word = _to_height(word, max(4, int(digit_height * rng.uniform(0.3, 0.7))))
         layers.append((_put_beside(word, shape, box, rng), darkness(0.5, 1.0)))
-    if rng.random() < 0.08:  # a handwritten mark or letter beside it (+, ×, a tick)
+    if want("mark", 0.08):  # a handwritten mark or letter beside it (+, ×, a tick)
         strokes = [
             [[(0.5, 0.1), (0.5, 0.9)], [(0.1, 0.5), (0.9, 0.5)]],
             [[(0.1, 0.1), (0.9, 0.9)], [(0.9, 0.1), (0.1, 0.9)]],
@@ -665,16 +682,26 @@ class Scene:
     target: str  # digits and separators; "" for a negative
 
 
-def render_scene(pools: DigitPools, rng: np.random.Generator) -> Scene:
-    """One scene: a written string (or a negative) in furniture, captured."""
+def render_scene(
+    pools: DigitPools,
+    rng: np.random.Generator,
+    *,
+    negative: bool | None = None,
+    source: str | None = None,
+    furniture: frozenset[str] | None = None,
+) -> Scene:
+    """One scene: a written string (or a negative) in furniture, captured. ``negative``,
+    ``source`` (of :data:`SOURCE_WEIGHTS`) and ``furniture`` (kinds of :data:`FURNITURE`)
+    force what is otherwise drawn at random."""
     digit_height = int(rng.integers(24, 48))
-    negative = rng.random() < NEGATIVE_SHARE
+    drawn = rng.random() < NEGATIVE_SHARE
+    negative = drawn if negative is None else negative
     if negative:
         ink = _negative_content(digit_height, rng)
         target, spans = "", []
     else:
         target = _digit_string(rng)
-        ink, spans = _write_string(target, pools, digit_height, rng)
+        ink, spans = _write_string(target, pools, digit_height, rng, source)
     if ink is not None and ink.size:
         ink = ink * rng.uniform(0.75, 1.0)
         content_h, content_w = ink.shape
@@ -695,7 +722,7 @@ def render_scene(pools: DigitPools, rng: np.random.Generator) -> Scene:
         region = coverage[top : top + content_h, left : left + content_w]
         region[...] = ink[: region.shape[0], : region.shape[1]]
     box = (top, left, top + content_h, left + content_w)
-    layers = _furniture((height, width), box, spans, content_h, rng)
+    layers = _furniture((height, width), box, spans, content_h, rng, furniture)
     if negative and ink is None and not layers:  # nothing at all: an empty field of paper
         layers = [(_smooth_noise((height, width), 8, rng) * 0.1, 1.0)]
     # Paper and ink: ink darkens the paper multiplicatively, as on paper.
