@@ -25,6 +25,15 @@ class RecipeName(StrEnum):
     READER = "reader"
 
 
+class ReaderName(StrEnum):
+    """How ``predict`` reads an image: ``rules`` (the layout rules and the digit
+    classifier, :mod:`digitctl.reading`) or ``line`` (the line reader, a CTC model that
+    reads each line whole, :mod:`digitctl.linereading`)."""
+
+    RULES = "rules"
+    LINE = "line"
+
+
 class Strategy(StrEnum):
     """Distribution strategies of ``digitctl train`` (see :mod:`digitctl.distribute`)."""
 

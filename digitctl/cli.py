@@ -17,7 +17,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from digitctl import __version__, ui
-from digitctl.choices import ExportFormat, RecipeName, SaveFormat, Strategy
+from digitctl.choices import ExportFormat, ReaderName, RecipeName, SaveFormat, Strategy
 from digitctl.config import Settings, describe, load_settings
 from digitctl.errors import ConfigError, DigitctlError
 
@@ -457,6 +457,13 @@ def predict(
         typer.Option(help="Model (.keras, .tflite or .onnx); default: workspace, else bundled."),
     ] = None,
     unsafe_load: UnsafeLoadOption = None,
+    reader: Annotated[
+        ReaderName | None,
+        typer.Option(
+            help="rules (default: layout rules and the digit model) or line (the line "
+            "reader: a CTC model reads each line whole; preview, see docs/predict.md)."
+        ),
+    ] = None,
     save_view: Annotated[
         Path | None,
         typer.Option("--save-view", help="Folder for the 28×28 view the model saw of each input."),
@@ -479,7 +486,7 @@ def predict(
     tune_process(predicting=True, debug=_state(ctx).debug)  # before numpy loads
     from digitctl import inference
 
-    settings = _state(ctx).settings(model=model, unsafe_load=unsafe_load)
+    settings = _state(ctx).settings(model=model, unsafe_load=unsafe_load, reader=reader)
     items = inference.collect_inputs(paths, recursive=recursive)
     if plot and len(items) != 1:
         raise typer.BadParameter(f"draws one image, got {len(items)} inputs", param_hint="--plot")

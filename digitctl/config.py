@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from digitctl.choices import RecipeName, Strategy, names
+from digitctl.choices import ReaderName, RecipeName, Strategy, names
 from digitctl.errors import ConfigError
 
 CONFIG_FILENAME = "digitctl.toml"
@@ -51,6 +51,7 @@ class Settings:
     model: Path | None = None  # None: workspace model, else the bundled one
     uncertain_below: float = 0.6
     unsafe_load: bool = False
+    reader: str = "rules"  # rules, or line: the line reader (digitctl.linereading)
     # Serving
     host: str = "127.0.0.1"
     port: int = 8501
@@ -202,6 +203,8 @@ def _validate(settings: Settings) -> None:
         fail("val_split", f"must be between 0 and 0.5, got {settings.val_split}")
     if settings.recipe not in RecipeName.__members__.values():
         fail("recipe", f"must be one of {names(RecipeName)}, got {settings.recipe!r}")
+    if settings.reader not in ReaderName.__members__.values():
+        fail("reader", f"must be one of {names(ReaderName)}, got {settings.reader!r}")
     if settings.strategy not in Strategy.__members__.values():
         fail("strategy", f"must be one of {names(Strategy)}, got {settings.strategy!r}")
     for name in ("epochs", "batch_size", "limit"):

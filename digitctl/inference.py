@@ -20,8 +20,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from digitctl import reading
+from digitctl.choices import ReaderName
 from digitctl.errors import DigitctlError, ImageError, ModelError, NoDigitFound
 from digitctl.imaging import ImageSource, decode_grey, is_image_path
+from digitctl.linereader import LineModel, find_reader_model
 from digitctl.modelfiles import (
     ModelCard,
     bundled_sequence_path,
@@ -89,6 +91,7 @@ class Predictor:
         card: ModelCard | None = None,
         uncertain_below: float = 0.6,
         sequence_model: Path | None = None,
+        line_model: Path | None = None,
     ) -> None:
         self.path = path
         self.backend = backend
@@ -102,6 +105,10 @@ class Predictor:
         # a glyph first needs it, so that a single digit's cold start does not pay for it.
         self.sequence_model = sequence_model
         self._sequence_runner: LiteRTRunner | None = None
+        # The line reader (digitctl.linereading): when set, images are read by it, each
+        # digit's probabilities multiplied by this model's; loaded on first use.
+        self.line_model = line_model
+        self._line_reader: LineModel | None = None
 
     def __repr__(self) -> str:
         return f"Predictor(path={str(self.path)!r}, backend={self.backend!r})"
@@ -168,7 +175,18 @@ class Predictor:
         Raises ImageError when the image cannot be read; an image without digits is a
         reading with status ``no_digit`` or ``not_a_digit``.
         """
+        if self.line_model is not None:
+            return self._read_lines(source)
         return self.decide(_draft(source))
+
+    def _read_lines(self, source: ImageSource) -> reading.Reading:
+        from digitctl.linereading import read_image
+
+        if self._line_reader is None:
+            assert self.line_model is not None
+            self._line_reader = LineModel(self.line_model, threads=LITERT_THREADS)
+        grey, size = decode_grey(source)
+        return read_image(grey, size, self._line_reader, self.classify, self.uncertain_below)
 
     def read_many(
         self, sources: Iterable[ImageSource], workers: int = 1
@@ -190,6 +208,10 @@ class Predictor:
     ) -> Iterator[reading.Reading | ImageError]:
         """Readings of ``items`` in order: whole in forked workers when the model can be
         reopened there (``read_one``), else drafted there and decided here (``draft_one``)."""
+        if self.line_model is not None:  # the line reader reads each image whole
+            with self._forked(read_one, items, workers if self._forks_well() else 1) as done:
+                yield from done
+            return
         if workers > 1 and self._forks_well():
             with self._forked(read_one, items, workers) as readings:
                 yield from readings
@@ -271,6 +293,7 @@ def _forked_start() -> None:
     _FORKED._runner = _FORKED._runner.reopened()  # type: ignore[attr-defined]
     if _FORKED._sequence_runner is not None:
         _FORKED._sequence_runner = _FORKED._sequence_runner.reopened()
+    _FORKED._line_reader = None  # made afresh in the child when first needed
 
 
 def _forked_read(source: ImageSource) -> reading.Reading | ImageError:
@@ -385,7 +408,22 @@ def load_predictor(settings: Settings | None = None, model: Path | None = None) 
         card=read_card(path),
         uncertain_below=settings.uncertain_below,
         sequence_model=_sequence_model(settings),
+        line_model=_line_model(settings),
     )
+
+
+def _line_model(settings: Settings) -> Path | None:
+    """The line reader when the settings ask for it (``reader = "line"``): the workspace's,
+    else the bundled one; a ModelError when there is none."""
+    if settings.reader != ReaderName.LINE:
+        return None
+    path = find_reader_model(settings.models_path)
+    if path is None:
+        raise ModelError(
+            "the line reader is not installed: train it with "
+            "`digitctl train --recipe reader`, or use --reader rules"
+        )
+    return path
 
 
 def _sequence_model(settings: Settings) -> Path | None:
@@ -470,6 +508,7 @@ class PredictOutcome:
             "digits": [d.as_dict() for d in digits],
             "status": r.status if r is not None else "error",
             "reason": (r.reason if r is not None else self.error),
+            "separators": r.separators if r is not None else [],
         }
 
 

@@ -34,6 +34,10 @@ STRIDE = 4  # strip columns per output step
 MIN_WIDTH = 32  # narrower strips are padded on both sides (a lone "1" is 8 px wide)
 MAX_WIDTH = 1024  # wider strips are squeezed (a 40-character line at most)
 WIDTH_BUCKET = 64  # strips are padded to a multiple of this: fewer distinct model shapes
+THIN_FROM = 3.0  # crops reduced this much or more to the strip have their strokes widened
+# After the reduction, the strip's strongest ink is brought back to 1 (thin strokes
+# average to grey), by at most 1 / FAINT_FLOOR.
+FAINT_FLOOR = 0.4
 
 
 def to_grey(image: np.ndarray) -> np.ndarray:
@@ -74,8 +78,17 @@ def normalize_line(image: np.ndarray) -> np.ndarray:
     h, w = ink.shape
     width = int(round(w * STRIP_HEIGHT / max(h, 1)))
     width = min(MAX_WIDTH, max(1, width))
+    reduction = h / STRIP_HEIGHT
+    if reduction >= THIN_FROM:
+        # A pen line a few pixels wide in a tall crop (a mouse's 1-px strokes on a
+        # 300-px canvas) would average away to a faint trace: widen strokes to about
+        # half the reduction first, so that they stay ink at strip size.
+        side = int(reduction / 2) | 1
+        ink = cv2.dilate(ink, np.ones((side, side), np.uint8))
     method = cv2.INTER_AREA if h > STRIP_HEIGHT else cv2.INTER_LINEAR
     strip = cv2.resize(np.ascontiguousarray(ink), (width, STRIP_HEIGHT), interpolation=method)
+    peak = float(np.quantile(strip, 0.998)) if strip.size else 0.0
+    strip = strip / max(peak, FAINT_FLOOR)
     if width < MIN_WIDTH:
         left = (MIN_WIDTH - width) // 2
         strip = np.pad(strip, ((0, 0), (left, MIN_WIDTH - width - left)))

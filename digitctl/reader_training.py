@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from digitctl.config import Settings
 
-SCENES_VERSION = 1  # bump when the generator changes, so cached scenes are rendered anew
+SCENES_VERSION = 2  # bump when the generator changes, so cached scenes are rendered anew
 RENDER_CHUNK = 500
 
 
@@ -36,7 +36,7 @@ RENDER_CHUNK = 500
 class ReaderRecipe:
     """How the line reader is trained (recorded in its card)."""
 
-    train_scenes: int = 240_000
+    train_scenes: int = 300_000
     validation_scenes: int = 3_000
     epochs: int = 3
     batch_size: int = 64

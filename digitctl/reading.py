@@ -144,6 +144,9 @@ class Reading:
     reason: str | None = None
     not_digit: float = 0.0  # the highest not-a-digit probability among the glyphs read
     size: tuple[int, int] = (0, 0)  # the input's width and height
+    # Separators read between the digits (the line reader's): each {"char", "after": how
+    # many digits of ``text`` come before it, "line"}; none from the rule-based reader.
+    separators: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def uncertain(self) -> bool:

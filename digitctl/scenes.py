@@ -39,6 +39,8 @@ from digitctl.linereader import CHARSET, STRIP_HEIGHT, normalize_line, padded
 TRAIN_WIDTH = 256  # training strips are padded (or squeezed) to this width
 MAX_LABEL = 16  # characters in a target at most
 NEGATIVE_SHARE = 0.16
+LONE_ONE_SHARE = 0.25  # of one-digit scenes: a lone "1", the digit most like furniture
+BIG_SHARE = 0.08  # scenes drawn 80-220 px a digit with the same pens: thin lines
 LENGTH_WEIGHTS = {1: 0.2, 2: 0.16, 3: 0.16, 4: 0.13, 5: 0.1, 6: 0.09, 7: 0.08, 8: 0.08}
 SOURCE_WEIGHTS = {"mnist": 0.62, "strokes": 0.18, "font": 0.2}
 FURNITURE = (
@@ -106,6 +108,7 @@ _STROKE_DIGITS: dict[int, list[list[list[tuple[float, float]]]]] = {
     ],
     1: [
         [[(0.5, 0), (0.5, 1)]],
+        [[(0.6, 0), (0.4, 1)]],
         [[(0.1, 0.3), (0.55, 0), (0.55, 1)]],
         [[(0.15, 0.25), (0.5, 0), (0.5, 1)], [(0.1, 1), (0.9, 1)]],
     ],
@@ -288,7 +291,8 @@ def _seven_bar(array: np.ndarray, rng: np.random.Generator) -> list:
 def _stroke_digit(digit: int, height: int, pen: int, rng: np.random.Generator) -> np.ndarray:
     variants = _STROKE_DIGITS[digit]
     strokes = variants[int(rng.integers(len(variants)))]
-    ratio = 0.15 if strokes == [[(0.5, 0), (0.5, 1)]] else rng.uniform(0.45, 0.75)
+    bare = len(strokes) == 1 and len(strokes[0]) == 2  # a "1" as one straight stroke
+    ratio = rng.uniform(0.08, 0.25) if bare else rng.uniform(0.45, 0.75)
     return _polylines(strokes, height, ratio, pen, rng, wobble=rng.uniform(0.0, 0.04))
 
 
@@ -304,6 +308,8 @@ def _digit_string(rng: np.random.Generator) -> str:
     weights = np.array([LENGTH_WEIGHTS[n] for n in lengths])
     n = int(rng.choice(lengths, p=weights / weights.sum()))
     digits = "".join(str(int(d)) for d in rng.integers(0, 10, n))
+    if n == 1 and rng.random() < LONE_ONE_SHARE:
+        return "1"
     if rng.random() > 0.28 or n < 2:
         return digits
     kind = int(rng.integers(7))
@@ -381,7 +387,7 @@ def _write_string(
     source = str(rng.choice(list(SOURCE_WEIGHTS), p=list(SOURCE_WEIGHTS.values())))
     source = forced_source or source
     font = _FONT_FILES[int(rng.integers(len(_FONT_FILES)))]
-    pen = int(rng.choice([1, 1, 2, 2, 2, 3, 3, 4, 5])) if source == "strokes" else 0
+    pen = int(rng.choice([1, 1, 2, 2, 2, 3, 3, 4, 5, 7, 10])) if source == "strokes" else 0
     sep_pen = max(1, pen or max(1, height // 12))
     gap_kind = rng.random()
     if gap_kind < 0.25:  # touching and overlapping
@@ -693,7 +699,8 @@ def render_scene(
     """One scene: a written string (or a negative) in furniture, captured. ``negative``,
     ``source`` (of :data:`SOURCE_WEIGHTS`) and ``furniture`` (kinds of :data:`FURNITURE`)
     force what is otherwise drawn at random."""
-    digit_height = int(rng.integers(24, 48))
+    big = rng.random() < BIG_SHARE  # drawn large: thin pen lines on a big canvas
+    digit_height = int(rng.integers(80, 220)) if big else int(rng.integers(24, 48))
     drawn = rng.random() < NEGATIVE_SHARE
     negative = drawn if negative is None else negative
     if negative:
@@ -701,6 +708,8 @@ def render_scene(
         target, spans = "", []
     else:
         target = _digit_string(rng)
+        if big:  # a drawing of a digit or two, not a long line at that size
+            target = "".join(c for c in target if c.isdigit())[: 1 + int(rng.integers(2))]
         ink, spans = _write_string(target, pools, digit_height, rng, source)
     if ink is not None and ink.size:
         ink = ink * rng.uniform(0.75, 1.0)
@@ -711,8 +720,8 @@ def render_scene(
     fill = rng.uniform(0.3, 0.98) if rng.random() < 0.85 else 1.0
     height = max(content_h + 2, int(round(content_h / fill)))
     side = rng.uniform(0.0, 1.2, 2) * digit_height if rng.random() < 0.85 else np.zeros(2)
-    if rng.random() < 0.1:  # a number in a wide field
-        side[int(rng.integers(2))] += rng.uniform(1, 4) * digit_height
+    if rng.random() < 0.18:  # a number in a wide field, a digit on a wide canvas
+        side[int(rng.integers(2))] += rng.uniform(1, 6) * digit_height
     width = int(round(content_w + side.sum()))
     width = max(width, 4)
     top = int(round((height - content_h) * rng.uniform(0.1, 0.9)))
@@ -735,17 +744,21 @@ def render_scene(
     grey = paper * light
     if rng.random() < 0.3:  # shading or a shadow
         grey *= 1.0 - rng.uniform(0.1, 0.45) * _smooth_noise((height, width), 3, rng)
-    grey = _capture(grey, digit_height, rng)
+    grey = _capture(grey, digit_height, rng, big)
     if rng.random() < 0.12:
         grey = 1.0 - grey
     return Scene(np.round(np.clip(grey, 0, 1) * 255).astype(np.uint8), target)
 
 
-def _capture(grey: np.ndarray, digit_height: int, rng: np.random.Generator) -> np.ndarray:
+def _capture(
+    grey: np.ndarray, digit_height: int, rng: np.random.Generator, big: bool = False
+) -> np.ndarray:
     """Resolution, blur, noise and JPEG of a scan or a photo."""
     h, w = grey.shape
     u = rng.random()
-    if u < 0.22:  # low resolution: digits 8-16 px high
+    if big:  # kept large: what matters is the thin pen
+        scale = rng.uniform(0.6, 1.2)
+    elif u < 0.22:  # low resolution: digits 8-16 px high
         scale = rng.uniform(8, 16) / digit_height
     elif u < 0.4:
         scale = rng.uniform(1.2, 2.5)

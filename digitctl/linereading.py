@@ -1,0 +1,278 @@
+"""Reading an image with the line reader: find the lines of writing, read each line whole
+with the line model (:mod:`digitctl.linereader`), and answer in the reading contract
+(:class:`digitctl.reading.Reading`) that ``predict``, the app and ``digitctl.read`` share.
+
+No rule here decides what is furniture: the model has learned to ignore boxes, rules,
+margins, patterns and letters. What is left is generic:
+
+- a blank image (no ink stands out anywhere) is "no digit found";
+- the writing is looked for as bands of rows that hold ink, so that a small number on a
+  large page, or two lines of writing, are read one line at a time, each cropped with a
+  margin (:func:`find_lines`); a band the model reads nothing in is dropped;
+- each digit's box comes from the CTC alignment (its columns) and the ink in them (its
+  rows); its probabilities are the line model's, multiplied by the digit classifier's
+  reading of that box when a classifier is given (``classify``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from digitctl.errors import NoDigitFound
+from digitctl.glyph import view_from_ink
+from digitctl.linereader import (
+    LineModel,
+    LineReading,
+    character_boxes,
+    ink_signal,
+    to_grey,
+)
+from digitctl.reading import Digit, Reading
+
+# A grey spread under this (of the full range, after a 3×3 median) is a blank image.
+BLANK_CONTRAST = 0.08
+# Rows whose strong ink (over half the ink's strength) covers this share of the width, or
+# at least 2 px, hold writing; gaps of empty rows split lines.
+ROW_INK_SHARE = 0.002
+# A gap splits two bands of rows only when it is at least this share of the shorter
+# band's height (a 5 drawn apart from its flag stays one line).
+LINE_GAP = 0.35
+# Around a line's ink, this share of its height is kept as margin when it is cropped.
+LINE_MARGIN = 0.35
+FIND_SIDE = 512  # lines are looked for at most this many pixels a side
+# A stroke touching the image's edge and longer than this share of the side is furniture
+# when looking for lines (it is still in what the model reads).
+EDGE_STROKE = 0.6
+# An image whose writing fills over this share of both sides is read whole, furniture and
+# all, as the model was trained; a smaller patch of writing is read cropped.
+READ_WHOLE_FROM = 0.6
+
+
+@dataclass
+class Line:
+    """A band of the image to read as one line: rows ``top:bottom``, columns ``left:right``."""
+
+    top: int
+    bottom: int
+    left: int
+    right: int
+
+
+def is_blank(grey: np.ndarray) -> bool:
+    """Whether nothing at all stands out: the grey spread, after a median that removes
+    single-pixel noise, is under :data:`BLANK_CONTRAST`."""
+    small = np.ascontiguousarray((grey * 255).astype(np.uint8))
+    if min(small.shape) >= 3:
+        small = cv2.medianBlur(small, 3)
+    return float(small.max()) - float(small.min()) < BLANK_CONTRAST * 255
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    padded = np.concatenate([[0], mask.astype(np.int8), [0]])
+    edges = np.flatnonzero(np.diff(padded))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
+
+
+def writing_mask(grey: np.ndarray) -> np.ndarray:
+    """Where writing may be, for finding lines (the model still reads the image itself):
+    ink against the paper around it (a median over a third of the image, at most 512 px a
+    side), without long strokes that touch the image's edge (margins, a desk, rules and
+    box sides cut by the crop), unless nothing else is left."""
+    h, w = grey.shape
+    factor = max(1.0, max(h, w) / FIND_SIDE)
+    small = grey
+    if factor > 1:
+        size = (max(1, round(w / factor)), max(1, round(h / factor)))
+        small = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+    levels = np.ascontiguousarray(np.clip(small * 255, 0, 255).astype(np.uint8))
+    window = min(255, max(3, int(min(levels.shape) / 3) | 1))
+    background = cv2.medianBlur(levels, window).astype(np.int16)
+    dark = np.maximum(background - levels, 0)
+    light = np.maximum(levels - background, 0)
+    reach_dark, reach_light = np.quantile(dark, 0.999), np.quantile(light, 0.999)
+    signal = dark if reach_dark >= reach_light else light
+    reach = max(float(max(reach_dark, reach_light)), BLANK_CONTRAST * 255)
+    strong = (signal > 0.5 * reach).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(strong, connectivity=8)
+    sh, sw = strong.shape
+    furniture = np.zeros(count, bool)
+    for i in range(1, count):
+        x, y, bw, bh = stats[i, :4]
+        at_edge = x == 0 or y == 0 or x + bw == sw or y + bh == sh
+        long = bw > EDGE_STROKE * sw or bh > EDGE_STROKE * sh
+        furniture[i] = at_edge and long
+    keep = ~furniture
+    keep[0] = False
+    if not keep[1:].any():  # only edge strokes: they may be the writing (a tight crop)
+        keep[1:] = True
+    mask = keep[labels]
+    if factor > 1:
+        mask = cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
+    return mask
+
+
+def find_lines(mask: np.ndarray) -> list[Line]:
+    """Bands of rows holding writing (``mask``: :func:`writing_mask`), top to bottom, each
+    with its columns of writing and a margin; one band covering the whole image when the
+    writing fills most of it."""
+    h, w = mask.shape
+    rows = mask.sum(axis=1) >= max(2, ROW_INK_SHARE * w)
+    runs = _runs(rows)
+    if not runs:
+        return [Line(0, h, 0, w)]
+    bands = [list(runs[0])]
+    for start, stop in runs[1:]:
+        last = bands[-1]
+        shorter = min(last[1] - last[0], stop - start)
+        if start - last[1] < LINE_GAP * shorter:
+            last[1] = stop
+        else:
+            bands.append([start, stop])
+    lines = []
+    for top, bottom in bands:
+        cols = np.flatnonzero(mask[top:bottom].any(axis=0))
+        left, right = int(cols[0]), int(cols[-1]) + 1
+        margin = int(round(LINE_MARGIN * (bottom - top)))
+        lines.append(
+            Line(
+                max(0, top - margin),
+                min(h, bottom + margin),
+                max(0, left - margin),
+                min(w, right + margin),
+            )
+        )
+    top, bottom = min(ln.top for ln in lines), max(ln.bottom for ln in lines)
+    left, right = min(ln.left for ln in lines), max(ln.right for ln in lines)
+    if (
+        len(lines) == 1
+        and bottom - top > READ_WHOLE_FROM * h
+        and right - left > READ_WHOLE_FROM * w
+    ):
+        return [Line(0, h, 0, w)]
+    return lines
+
+
+def read_image(
+    image: np.ndarray,
+    size: tuple[int, int],
+    model: LineModel,
+    classify: Callable[[np.ndarray], np.ndarray] | None = None,
+    uncertain_below: float = 0.6,
+) -> Reading:
+    """Every digit in ``image`` (a decoded image at working size; ``size`` is the input's
+    own width and height), line by line, in the reading contract."""
+    grey = to_grey(image)
+    if is_blank(grey):
+        return Reading(
+            "", [], "no_digit", "no digit found: the image is blank (no ink stands out)", 1.0, size
+        )
+    ink = ink_signal(grey)
+    scale_x = size[0] / grey.shape[1]
+    scale_y = size[1] / grey.shape[0]
+    lines = find_lines(writing_mask(grey))
+    readings = [model.read(grey[ln.top : ln.bottom, ln.left : ln.right]) for ln in lines]
+    digits: list[Digit] = []
+    texts: list[str] = []
+    separators: list[dict] = []
+    line_number = 0
+    for line, line_reading in zip(lines, readings, strict=True):
+        if not line_reading.text:
+            continue
+        before = sum(len(t) for t in texts)
+        found = _digits(line_reading, line, ink, (scale_x, scale_y), classify, uncertain_below)
+        for digit in found:
+            digit.line = line_number
+        digits.extend(found)
+        texts.append("".join(str(d.label) for d in found))
+        separators += [
+            {"char": s["char"], "after": before + s["after"], "line": line_number}
+            for s in line_reading.separators()
+        ]
+        line_number += 1
+    if not digits:
+        sure = max((r.confidence for r in readings), default=1.0)
+        return Reading(
+            "", [], "not_a_digit", "not a digit: the line reader reads no digit", sure, size
+        )
+    not_digit = max(d.not_digit for d in digits)
+    return Reading("\n".join(texts), digits, "ok", None, not_digit, size, separators)
+
+
+def _columns(line_reading: LineReading, crop: np.ndarray) -> list[tuple[int, int]]:
+    """Each character's columns of ``crop``: the line cut halfway between the CTC
+    alignments of neighbouring characters, then trimmed to the ink in that part."""
+    boxes = character_boxes(line_reading, crop.shape[1], crop.shape[0])
+    cuts = [0]
+    for (_, _, right, _), (left, _, _, _) in zip(boxes, boxes[1:], strict=False):
+        cuts.append(max(cuts[-1], (right + left) // 2))
+    cuts.append(crop.shape[1])
+    strong = crop.max(axis=0) > 0.3
+    spans = []
+    for (x0, _, x1, _), start, stop in zip(boxes, cuts, cuts[1:], strict=False):
+        inked = np.flatnonzero(strong[start:stop])
+        if len(inked):
+            spans.append((start + int(inked[0]), start + int(inked[-1]) + 1))
+        else:  # no ink of its own: the alignment's columns
+            spans.append((x0, x1))
+    return spans
+
+
+def _digits(
+    line_reading: LineReading,
+    line: Line,
+    ink: np.ndarray,
+    scale: tuple[float, float],
+    classify: Callable[[np.ndarray], np.ndarray] | None,
+    uncertain_below: float,
+) -> list[Digit]:
+    crop = ink[line.top : line.bottom, line.left : line.right]
+    spans = _columns(line_reading, crop)
+    found: list[tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]]] = []
+    for character, (x0, x1) in zip(line_reading.characters, spans, strict=True):
+        if not character.is_digit:
+            continue
+        column = crop[:, x0:x1]
+        rows = np.flatnonzero(column.max(axis=1) > 0.3) if column.size else np.zeros(0, int)
+        y0, y1 = (int(rows[0]), int(rows[-1]) + 1) if len(rows) else (0, crop.shape[0])
+        piece = column[y0:y1]
+        try:
+            view = view_from_ink(piece)
+        except NoDigitFound:  # no ink in the box: an empty view, read by the line model alone
+            view = np.zeros((28, 28), np.float32)
+        box = (
+            int(round((line.left + x0) * scale[0])),
+            int(round((line.top + y0) * scale[1])),
+            int(round((line.left + x1) * scale[0])),
+            int(round((line.top + y1) * scale[1])),
+        )
+        found.append((character.probabilities, view, box))
+    scored = classify(np.stack([v for _, v, _ in found])) if classify and found else None
+    digits = []
+    for i, (line_probabilities, view, box) in enumerate(found):
+        probabilities = np.asarray(line_probabilities, np.float64)
+        not_digit = 0.0
+        if scored is not None:
+            row = np.asarray(scored[i], np.float64)
+            if len(row) > 10:
+                not_digit = float(row[10])
+            cnn = row[:10] / max(float(row[:10].sum()), 1e-12)
+            probabilities = probabilities * cnn
+            probabilities = probabilities / max(float(probabilities.sum()), 1e-300)
+        label = int(probabilities.argmax())
+        confidence = float(probabilities[label])
+        digits.append(
+            Digit(
+                label=label,
+                confidence=confidence,
+                probabilities=[float(p) for p in probabilities],
+                box=box,
+                not_digit=not_digit,
+                uncertain=confidence < uncertain_below,
+                view=view,
+            )
+        )
+    return digits
