@@ -1,0 +1,144 @@
+"""Reading an image with the line reader: lines found, the reading contract, boxes,
+separators, blank and not-a-digit answers (a scripted model stands in for the network)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from digitctl import linereading
+from digitctl.linereader import BLANK, CHARSET, LineReading, ctc_decode, normalize_line
+
+
+class ScriptedModel:
+    """Reads what it is told, spread evenly over the strip; records what it was shown."""
+
+    def __init__(self, *texts: str) -> None:
+        self.texts = list(texts)
+        self.shown: list[np.ndarray] = []
+
+    def read(self, image: np.ndarray) -> LineReading:
+        self.shown.append(image)
+        text = self.texts.pop(0)
+        steps = normalize_line(image).shape[1] // 4
+        rows = np.full((steps, BLANK + 1), 0.01, np.float32)
+        rows[:, BLANK] = 0.9
+        for i, char in enumerate(text):
+            step = int((i + 0.5) * steps / len(text))
+            rows[step] = 0.01
+            rows[step, CHARSET.index(char)] = 0.9
+        return ctc_decode(rows)
+
+
+def _paper(height: int, width: int) -> np.ndarray:
+    return np.full((height, width), 0.95, np.float32)
+
+
+def _write(page: np.ndarray, top: int, left: int, height: int, width: int) -> None:
+    page[top : top + height, left : left + width : 7] = 0.05  # upright strokes 1 px apart
+
+
+def test_a_blank_image_is_no_digit_and_the_model_is_not_asked() -> None:
+    model = ScriptedModel()
+    answer = linereading.read_image(_paper(60, 200), (200, 60), model)
+    assert answer.status == "no_digit" and "blank" in answer.reason and not model.shown
+
+
+def test_a_number_with_separators_reads_its_digits_and_reports_the_separators() -> None:
+    page = _paper(60, 300)
+    _write(page, 10, 10, 40, 280)
+    answer = linereading.read_image(page, (600, 120), ScriptedModel("1.000"))
+    assert answer.status == "ok" and answer.text == "1000"
+    assert answer.separators == [{"char": ".", "after": 1, "line": 0}]
+    assert [d.label for d in answer.digits] == [1, 0, 0, 0]
+    lefts = [d.box[0] for d in answer.digits]
+    assert lefts == sorted(lefts), "left to right"
+    for digit in answer.digits:
+        x0, y0, x1, y1 = digit.box
+        assert 0 <= x0 < x1 <= 600 and 0 <= y0 < y1 <= 120, "in the input's pixels"
+        assert digit.view.shape == (28, 28)
+        assert sum(digit.probabilities) == pytest.approx(1.0)
+
+
+def test_nothing_read_is_not_a_digit() -> None:
+    page = _paper(60, 200)
+    _write(page, 10, 50, 40, 60)
+    answer = linereading.read_image(page, (200, 60), ScriptedModel(""))
+    assert answer.status == "not_a_digit" and answer.text == "" and not answer.digits
+
+
+def test_two_lines_are_read_one_at_a_time_top_to_bottom() -> None:
+    page = _paper(200, 300)
+    _write(page, 20, 20, 50, 200)
+    _write(page, 130, 40, 50, 220)
+    model = ScriptedModel("12", "345")
+    answer = linereading.read_image(page, (300, 200), model)
+    assert answer.text == "12\n345" and [d.line for d in answer.digits] == [0, 0, 1, 1, 1]
+    assert len(model.shown) == 2 and all(shown.shape[0] < 100 for shown in model.shown)
+
+
+def test_a_small_number_on_a_large_page_is_read_from_a_crop_around_it() -> None:
+    page = _paper(1000, 1400)
+    _write(page, 500, 600, 60, 90)
+    model = ScriptedModel("7")
+    answer = linereading.read_image(page, (2800, 2000), model)
+    assert answer.text == "7"
+    (shown,) = model.shown
+    assert shown.shape[0] < 150 and shown.shape[1] < 200, "cropped around the writing"
+    x0, y0, x1, y1 = answer.digits[0].box
+    assert 1150 < x0 < x1 < 1450 and 950 < y0 < y1 < 1150, "boxed in the input's pixels"
+
+
+def test_long_strokes_at_the_edge_are_not_taken_for_writing() -> None:
+    page = _paper(200, 300)
+    page[:, :12] = 0.0  # a black scanner margin
+    page[5:7, :] = 0.1  # a rule along the top
+    _write(page, 80, 120, 40, 40)
+    mask = linereading.writing_mask(page)
+    assert not mask[:, :12].any() and not mask[5:7, 20:].any()
+    (line,) = linereading.find_lines(mask)
+    assert line.left > 60 and line.top > 40
+
+
+def test_a_tight_crop_is_read_whole() -> None:
+    page = _paper(40, 30)
+    page[:, 12:18] = 0.05  # a "1" from edge to edge
+    model = ScriptedModel("1")
+    answer = linereading.read_image(page, (30, 40), model)
+    assert answer.text == "1" and model.shown[0].shape == (40, 30)
+
+
+def test_the_digit_model_s_reading_is_multiplied_in() -> None:
+    page = _paper(60, 80)
+    _write(page, 10, 20, 40, 30)
+
+    def unsure_classifier(views: np.ndarray) -> np.ndarray:
+        rows = np.full((len(views), 11), 0.05, np.float32)
+        rows[:, 7] = 0.5
+        return rows
+
+    plain = linereading.read_image(page, (80, 60), ScriptedModel("1"))
+    both = linereading.read_image(page, (80, 60), ScriptedModel("1"), unsure_classifier)
+    assert plain.digits[0].label == 1 and plain.digits[0].not_digit == 0.0
+    assert both.digits[0].not_digit == pytest.approx(0.05)
+    assert both.digits[0].probabilities[7] > plain.digits[0].probabilities[7]
+
+
+def test_predict_with_the_line_reader_and_none_installed_says_how_to_get_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from digitctl import inference
+    from digitctl.cli import app
+
+    monkeypatch.setattr(inference, "find_reader_model", lambda models_dir=None: None)
+    image = tmp_path / "seven.png"
+    Image.new("L", (40, 40), 255).save(image)
+    result = CliRunner().invoke(
+        app, ["--workspace", str(tmp_path), "predict", "--reader", "line", str(image)]
+    )
+    assert result.exit_code == 1, result.output
+    assert "digitctl train --recipe reader" in result.output
+    assert "Traceback" not in result.output
