@@ -40,6 +40,15 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=1000, help="test digits per style")
     parser.add_argument("--large", type=int, default=60, help="test digits as large photos")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--reader", choices=("rules", "line"), default="rules", help="what reads each image"
+    )
+    parser.add_argument(
+        "--reader-model",
+        type=Path,
+        default=None,
+        help="the line reader (.tflite) for --reader line",
+    )
     parser.add_argument("--styles", default=",".join(realistic_images.STYLES))
     parser.add_argument(
         "--out", type=Path, default=ROOT / "benchmarks/results/realistic_accuracy.json"
@@ -48,8 +57,12 @@ def main() -> None:
 
     x = read_idx(args.mnist / "t10k-images-idx3-ubyte.gz").astype(np.float32) / 255
     y = read_idx(args.mnist / "t10k-labels-idx1-ubyte.gz").astype(np.int64)
-    predictor = load_predictor(model=args.model)
-    print(f"model {predictor.path} ({predictor.backend})", file=sys.stderr)
+    from digitctl.config import Settings
+
+    models_dir = args.reader_model.parent if args.reader_model else None
+    settings = Settings(reader=args.reader, models_dir=models_dir)
+    predictor = load_predictor(settings, model=args.model)
+    print(f"model {predictor.path} ({predictor.backend}), reader {args.reader}", file=sys.stderr)
 
     full = float(np.mean(predictor.predict_views(x).argmax(1) == y))
     rows = {"mnist_test_raw_10000": {"images": len(x), "accuracy": full}}
@@ -111,6 +124,8 @@ def main() -> None:
     document = {
         "model": str(predictor.path),
         "sequence_model": str(predictor.sequence_model or ""),
+        "reader": args.reader,
+        "line_model": str(predictor.line_model or ""),
         "backend": predictor.backend,
         "seed": args.seed,
         "results": rows,

@@ -88,30 +88,41 @@ def writing_mask(grey: np.ndarray) -> np.ndarray:
         size = (max(1, round(w / factor)), max(1, round(h / factor)))
         small = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
     levels = np.ascontiguousarray(np.clip(small * 255, 0, 255).astype(np.uint8))
-    window = min(255, max(3, int(min(levels.shape) / 3) | 1))
-    background = cv2.medianBlur(levels, window).astype(np.int16)
+    # The paper varies slowly: its level is the median at 1/8 of the size, scaled back.
+    sh, sw = levels.shape
+    coarse = cv2.resize(levels, (max(1, sw // 8), max(1, sh // 8)), interpolation=cv2.INTER_AREA)
+    window = min(255, max(3, int(min(coarse.shape) / 3) | 1))
+    if min(coarse.shape) >= 3:
+        coarse = cv2.medianBlur(coarse, window)
+    background = cv2.resize(coarse, (sw, sh), interpolation=cv2.INTER_LINEAR).astype(np.int16)
     dark = np.maximum(background - levels, 0)
     light = np.maximum(levels - background, 0)
     reach_dark, reach_light = np.quantile(dark, 0.999), np.quantile(light, 0.999)
     signal = dark if reach_dark >= reach_light else light
     reach = max(float(max(reach_dark, reach_light)), BLANK_CONTRAST * 255)
-    strong = (signal > 0.5 * reach).astype(np.uint8)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(strong, connectivity=8)
-    sh, sw = strong.shape
-    furniture = np.zeros(count, bool)
-    for i in range(1, count):
-        x, y, bw, bh = stats[i, :4]
-        at_edge = x == 0 or y == 0 or x + bw == sw or y + bh == sh
-        long = bw > EDGE_STROKE * sw or bh > EDGE_STROKE * sh
-        furniture[i] = at_edge and long
-    keep = ~furniture
-    keep[0] = False
-    if not keep[1:].any():  # only edge strokes: they may be the writing (a tight crop)
-        keep[1:] = True
-    mask = keep[labels]
+    local = signal > 0.5 * reach
+    # Long strokes at the edge, in the local signal and in the plain one (a wide black
+    # margin darkens the median paper beside it, and only its rim stands out locally).
+    furniture = _edge_strokes(local) | _edge_strokes(ink_signal(small) > 0.5)
+    furniture = cv2.dilate(furniture.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    mask = local & ~furniture
+    if not mask.any():  # only edge strokes: they may be the writing (a tight crop)
+        mask = local
     if factor > 1:
         mask = cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
     return mask
+
+
+def _edge_strokes(strong: np.ndarray) -> np.ndarray:
+    """The parts of ``strong`` that touch the image's edge and are longer than
+    :data:`EDGE_STROKE` of its side."""
+    sh, sw = strong.shape
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(strong.astype(np.uint8))
+    x, y, bw, bh = (stats[:, i] for i in range(4))
+    at_edge = (x == 0) | (y == 0) | (x + bw == sw) | (y + bh == sh)
+    long = at_edge & ((bw > EDGE_STROKE * sw) | (bh > EDGE_STROKE * sh))
+    long[0] = False
+    return long[labels]
 
 
 def find_lines(mask: np.ndarray) -> list[Line]:
