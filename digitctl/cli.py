@@ -565,6 +565,10 @@ def serve(
         Path | None,
         typer.Option(help="Model file (.keras or .tflite); default: workspace, else bundled."),
     ] = None,
+    reader: Annotated[
+        ReaderName | None,
+        typer.Option(help="rules (default) or line: the line reader (preview)."),
+    ] = None,
     open_browser: Annotated[
         bool, typer.Option("--open/--no-open", help="Open the app in a web browser once it is up.")
     ] = False,
@@ -572,7 +576,7 @@ def serve(
     """Launch the drawing-canvas web app (Streamlit); Ctrl-C stops it."""
     from digitctl import serve as serving
 
-    settings = _state(ctx).settings(host=host, port=port, model=model)
+    settings = _state(ctx).settings(host=host, port=port, model=model, reader=reader)
     plan = serving.plan_serve(settings)
     for warning in plan.warnings:
         ui.warn(warning)

@@ -30,7 +30,15 @@ from digitctl.modelfiles import bundled_model_path, resolve_model_path
 APP_FILE = Path(__file__).resolve().parent / "app" / "streamlit_app.py"
 ALL_INTERFACES = {"0.0.0.0", "::", ""}
 # Settings the app reads (through load_settings in its own process).
-_APP_SETTINGS = ("uncertain_below", "unsafe_load", "max_upload_mb", "host", "port", "debug")
+_APP_SETTINGS = (
+    "uncertain_below",
+    "unsafe_load",
+    "max_upload_mb",
+    "host",
+    "port",
+    "debug",
+    "reader",
+)
 # How long a stopping server gets before it is terminated, then killed.
 STOP_GRACE_S = 10.0
 

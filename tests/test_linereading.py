@@ -142,3 +142,21 @@ def test_predict_with_the_line_reader_and_none_installed_says_how_to_get_one(
     assert result.exit_code == 1, result.output
     assert "digitctl train --recipe reader" in result.output
     assert "Traceback" not in result.output
+
+
+def test_the_app_is_told_which_reader_to_use() -> None:
+    from digitctl.config import Settings
+    from digitctl.serve import app_environment
+
+    env = app_environment(Settings(reader="line"), None, base={})
+    assert env["DIGITCTL_READER"] == "line"
+    assert app_environment(Settings(), None, base={})["DIGITCTL_READER"] == "rules"
+
+
+def test_the_reader_setting_is_checked() -> None:
+    from digitctl.config import load_settings
+    from digitctl.errors import ConfigError
+
+    assert load_settings(overrides={"reader": "line"}).reader == "line"
+    with pytest.raises(ConfigError, match="reader"):
+        load_settings(overrides={"reader": "ocr"})
