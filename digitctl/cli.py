@@ -612,7 +612,7 @@ def feedback_add(
         by_status = {
             s: sum(o.status == s for o in outcomes) for s in ("added", "duplicate", "relabelled")
         }
-        wrong = sum(o.sample.predicted != label for o in stored if o.sample is not None)
+        wrong = sum(o.sample.misread for o in stored if o.sample is not None)
         ui.info(
             f"[green]✓[/green] digit {label}: {by_status['added']} added, "
             f"{by_status['duplicate']} already stored, {by_status['relabelled']} relabelled "
