@@ -98,7 +98,8 @@ def bench_recipe(recipe: str, seed: int, mirror: str, cache: Path, root: Path) -
         [*common, "train", "--mirror", mirror, "--recipe", recipe, "--seed", str(seed), "--json"]
     )
     evaluated, _, _, _ = run([*common, "evaluate", "--mirror", mirror, "--json"])
-    record = json.loads(Path(trained["record"]).read_text())
+    card = json.loads(Path(trained["record"]).read_text())
+    record = card.get("training", card)  # the model card holds the run record
     images = trained["train_images"] * trained["epochs_run"]
     return {
         "recipe": recipe,

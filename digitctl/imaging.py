@@ -40,7 +40,11 @@ from digitctl.glyph import (  # noqa: F401 - re-exported: the view of one glyph
     view_from_ink,
 )
 
-ImageSource = Union[str, "os.PathLike[str]", bytes, BinaryIO, Image.Image]
+ImageSource = Union[str, "os.PathLike[str]", bytes, BinaryIO, np.ndarray, Image.Image]
+ACCEPTED_SOURCES = (
+    "a path, bytes, a binary file object, a NumPy array (H×W grey, H×W×3 RGB or H×W×4 RGBA; "
+    "uint8, or float in [0, 1]) or a PIL image"
+)
 
 MAX_PIXELS = 64_000_000  # a 48 MP phone photo fits; a 40000×40000 bomb does not
 MIN_SIDE = 8  # a long side below this leaves no room for a digit (the other side may be
@@ -66,7 +70,46 @@ def _describe(source: object) -> str:
     return getattr(source, "name", None) or "the image"
 
 
+def array_image(array: np.ndarray) -> Image.Image:
+    """A PIL image of an H×W (grey), H×W×1, H×W×3 (RGB) or H×W×4 (RGBA) array of uint8
+    (or bool) values, or of floats in [0, 1]; TypeError for other shapes and types."""
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
+        raise TypeError(
+            f"cannot read a NumPy array of shape {array.shape}: expected H×W (grey), "
+            "H×W×3 (RGB) or H×W×4 (RGBA)"
+        )
+    if array.dtype == np.bool_:
+        array = array.astype(np.uint8) * 255
+    elif np.issubdtype(array.dtype, np.floating):
+        finite = array[np.isfinite(array)]
+        if finite.size != array.size or (finite.size and (finite.min() < 0 or finite.max() > 1)):
+            raise ImageError(
+                "a float array must hold values in [0, 1] (multiply by 255 and use uint8 for "
+                "0-255 values)"
+            )
+        array = np.round(array * 255).astype(np.uint8)
+    elif array.dtype != np.uint8:
+        raise TypeError(
+            f"cannot read a NumPy array of {array.dtype}: expected uint8, or float in [0, 1]"
+        )
+    return Image.fromarray(np.ascontiguousarray(array))  # L, RGB or RGBA by its shape
+
+
+def check_source(source: ImageSource) -> ImageSource:
+    """``source`` itself when it is something an image can be read from, else TypeError."""
+    if isinstance(source, (str, os.PathLike, bytes, bytearray, Image.Image, np.ndarray)):
+        return source
+    if hasattr(source, "read"):
+        return source
+    raise TypeError(f"cannot read a {type(source).__name__}: give {ACCEPTED_SOURCES}")
+
+
 def _open(source: ImageSource, work_side: int | None) -> Image.Image:
+    check_source(source)
+    if isinstance(source, np.ndarray):
+        source = array_image(source)
     name = _describe(source)
     if isinstance(source, Image.Image):
         image = source
@@ -152,7 +195,8 @@ def _open(source: ImageSource, work_side: int | None) -> Image.Image:
 
 
 def load_image(source: ImageSource) -> Image.Image:
-    """Decode ``source`` (path, bytes, binary file or PIL image) into a loaded PIL image.
+    """Decode ``source`` (path, bytes, binary file, NumPy array or PIL image) into a loaded
+    PIL image.
 
     Applies the EXIF orientation and keeps only the first frame of animations. Raises
     ImageError for unreadable, truncated, tiny or absurdly large images.

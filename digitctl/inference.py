@@ -21,7 +21,7 @@ import numpy as np
 
 from digitctl import reading
 from digitctl.errors import DigitctlError, ImageError, ModelError, NoDigitFound
-from digitctl.imaging import ImageSource, decode_grey, is_image_path
+from digitctl.imaging import ImageSource, check_source, decode_grey, is_image_path
 from digitctl.modelfiles import (
     ModelCard,
     bundled_sequence_path,
@@ -178,8 +178,10 @@ class Predictor:
         ``workers`` > 1 reads in that many forked processes, each with its own LiteRT
         interpreter (a Keras or ONNX model runs here, on the views of up to
         ``DECIDE_BATCH`` images at a time, the workers only decoding and laying out).
+        A source of a type no image can be read from raises TypeError here, in order.
         """
-        yield from self._answers(sources, workers, _forked_read, _draft_or_error)
+        checked = (check_source(source) for source in sources)
+        yield from self._answers(checked, workers, _forked_read, _draft_or_error)
 
     def _answers(
         self,

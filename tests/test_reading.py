@@ -458,3 +458,32 @@ def test_overlapping_digits_are_counted_and_read_with_the_sequence_model(
     assert lefts == sorted(lefts) and len(set(lefts)) == len(labels)
     for digit in answer.digits:
         assert abs(sum(digit.probabilities) - 1) < 1e-4 and digit.view.shape == (28, 28)
+
+
+def test_read_and_read_many_take_every_kind_of_source(tmp_path: Path) -> None:
+    import digitctl
+
+    drawn = Image.fromarray((ri.draw_digit(7, size=96) * 255).astype(np.uint8), "L")
+    drawn = Image.eval(drawn, lambda v: 255 - v)  # dark ink on white paper
+    path = tmp_path / "seven.png"
+    drawn.save(path)
+    data = path.read_bytes()
+    grey = np.asarray(drawn)
+    sources = [
+        path,
+        str(path),
+        data,
+        io.BytesIO(data),
+        drawn,
+        grey,
+        grey / 255.0,
+        np.stack([grey] * 3, axis=-1),
+        np.dstack([grey] * 3 + [np.full_like(grey, 255)]),
+    ]
+    assert digitctl.read(grey).text == "7"
+    readings = list(digitctl.read_many(sources))
+    assert [r.text for r in readings] == ["7"] * len(sources)
+    with pytest.raises(TypeError, match="a path, bytes, a binary file object, a NumPy array"):
+        digitctl.read([[0, 255], [255, 0]])
+    with pytest.raises(TypeError, match="PIL image"):
+        list(digitctl.read_many([data, 42]))
