@@ -393,7 +393,7 @@ def evaluate(
             ui.info(f"  wrote {path}")
 
 
-def _prediction_table(outcomes: list[Any], backend: str) -> Any:
+def _prediction_table(outcomes: list[Any], predictor: Any) -> Any:
     """One row per input: the digits read, the least confidence, the top-3 of one digit.
 
     Errors are not in the table (a long message would squeeze every column on an 80-column
@@ -426,7 +426,8 @@ def _prediction_table(outcomes: list[Any], backend: str) -> Any:
             else f"{confidence:.1%}"
         )
         rows.append((outcome.name, Text(answer.text.replace("\n", " / "), "bold"), shown, detail))
-    result = ui.table(f"Predictions ({backend})", ["file", "text", "confidence", "top-3"], rows)
+    title = f"Predictions: {predictor.name} ({predictor.origin}, {predictor.backend})"
+    result = ui.table(title, ["file", "text", "confidence", "top-3"], rows)
     result.columns[0].overflow = "fold"  # a long path wraps; it is never cut to "…"
     result.columns[1].overflow = "fold"
     result.columns[3].no_wrap = True
@@ -450,7 +451,10 @@ def predict(
     ] = False,
     model: Annotated[
         Path | None,
-        typer.Option(help="Model (.keras, .tflite or .onnx); default: workspace, else bundled."),
+        typer.Option(
+            help="Model (.keras, .tflite or .onnx), or 'bundled' for the shipped one; "
+            "default: the workspace's, else bundled."
+        ),
     ] = None,
     unsafe_load: UnsafeLoadOption = None,
     save_view: Annotated[
@@ -480,6 +484,11 @@ def predict(
     if plot and len(items) != 1:
         raise typer.BadParameter(f"draws one image, got {len(items)} inputs", param_hint="--plot")
     predictor = inference.load_predictor(settings)
+    if not predictor.rejects:
+        ui.warn(
+            f'model {predictor.name} ({predictor.origin}) cannot say "not a digit": letters '
+            "and drawings are read as digits (--model bundled: the shipped model can)"
+        )
     outcomes = []
     for outcome in inference.predict_inputs(predictor, items):
         outcomes.append(outcome)
@@ -497,7 +506,7 @@ def predict(
         plot_reading(items[0].source, outcomes[0].reading, target)
         ui.info(f"wrote {target}")
     if not as_json:
-        ui.out_console().print(_prediction_table(outcomes, predictor.backend))
+        ui.out_console().print(_prediction_table(outcomes, predictor))
     if any(outcome.error is not None for outcome in outcomes):
         raise typer.Exit(1)
 

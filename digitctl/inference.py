@@ -27,7 +27,7 @@ from digitctl.modelfiles import (
     bundled_sequence_path,
     lite_path_for,
     read_card,
-    resolve_model_path,
+    resolve_model,
 )
 from digitctl.runners import KerasRunner, LiteRTRunner, OnnxRunner, run_batched
 from digitctl.sequence import SEQUENCE_NAME
@@ -89,8 +89,10 @@ class Predictor:
         card: ModelCard | None = None,
         uncertain_below: float = 0.6,
         sequence_model: Path | None = None,
+        origin: str = "--model",
     ) -> None:
         self.path = path
+        self.origin = origin  # where the model came from: bundled, workspace or --model
         self.backend = backend
         self.card = card
         self.uncertain_below = uncertain_below
@@ -105,6 +107,22 @@ class Predictor:
 
     def __repr__(self) -> str:
         return f"Predictor(path={str(self.path)!r}, backend={self.backend!r})"
+
+    @property
+    def name(self) -> str:
+        """The model's name: its card's, else its file's stem."""
+        return self.card.name if self.card is not None and self.card.name else self.path.stem
+
+    def describe(self) -> dict[str, Any]:
+        """Which model answers: name, where it came from, file, runtime, and whether it can
+        say "not a digit" (the ``model`` of every ``predict --json`` line)."""
+        return {
+            "name": self.name,
+            "source": self.origin,
+            "path": str(self.path),
+            "backend": self.backend,
+            "not_a_digit": self.rejects,
+        }
 
     def classify(self, views: np.ndarray) -> np.ndarray:
         """(N, 28, 28) views in [0, 1] → (N, classes) calibrated probabilities.
@@ -361,7 +379,7 @@ def load_predictor(settings: Settings | None = None, model: Path | None = None) 
         from digitctl.config import Settings
 
         settings = Settings()
-    path = resolve_model_path(settings, model)
+    path, origin = resolve_model(settings, model)
     suffix = path.suffix.lower()
     runner: LiteRTRunner | OnnxRunner | KerasRunner
     if suffix == ".tflite":
@@ -387,6 +405,7 @@ def load_predictor(settings: Settings | None = None, model: Path | None = None) 
         card=read_card(path),
         uncertain_below=settings.uncertain_below,
         sequence_model=_sequence_model(settings),
+        origin=origin,
     )
 
 
@@ -448,6 +467,7 @@ class PredictOutcome:
     name: str
     reading: reading.Reading | None
     error: str | None
+    model: dict[str, Any] | None = None  # Predictor.describe() of the model that answered
 
     @property
     def prediction(self) -> reading.Digit | None:
@@ -472,6 +492,7 @@ class PredictOutcome:
             "digits": [d.as_dict() for d in digits],
             "status": r.status if r is not None else "error",
             "reason": (r.reason if r is not None else self.error),
+            "model": self.model,
         }
 
 
@@ -490,15 +511,17 @@ def predict_inputs(predictor: Predictor, items: Sequence[PredictInput]) -> Itera
     """One outcome per item, in order; each failure carries one line that names the input."""
     workers = preprocess_workers(sum(item.error is None for item in items))
     answers = predictor._answers(items, workers, _forked_read_input, _input_draft)
+    model = predictor.describe()
     for item, answer in zip(items, answers, strict=True):
         if isinstance(answer, ImageError):
-            yield PredictOutcome(item.name, None, _with_name(item.name, answer))
+            yield PredictOutcome(item.name, None, _with_name(item.name, answer), model)
         elif answer.status == "no_digit":
             # As in 0.1, an image without ink is a failed input (exit status 1); a
             # letter or a drawing is an answer ("not a digit"), not a failure.
-            yield PredictOutcome(item.name, answer, _with_name(item.name, answer.reason or ""))
+            error = _with_name(item.name, answer.reason or "")
+            yield PredictOutcome(item.name, answer, error, model)
         else:
-            yield PredictOutcome(item.name, answer, None)
+            yield PredictOutcome(item.name, answer, None, model)
 
 
 def save_views(outcomes: Sequence[PredictOutcome], directory: Path) -> list[Path]:

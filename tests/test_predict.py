@@ -30,7 +30,7 @@ from digitctl.inference import load_predictor
 
 LABELS = (0, 1, 3, 4, 7)
 KEYS = ["path", "label", "confidence", "probabilities", "uncertain", "error"]
-READING_KEYS = ["text", "digits", "status", "reason"]
+READING_KEYS = ["text", "digits", "status", "reason", "model"]
 
 
 def build_template_model(path: Path) -> Path:
@@ -230,7 +230,7 @@ def test_json_lines_answer_every_input_in_order(
     for line, (_, expected) in zip(lines[1:-1], bad.values(), strict=True):
         assert expected in line["error"], line
         assert line["label"] is None and line["probabilities"] is None
-    errors = result.stderr.strip().splitlines()
+    errors = [line for line in result.stderr.strip().splitlines() if "Warning" not in line]
     assert len(errors) == len(bad) and all(e.startswith("Error: ") for e in errors)
     assert "Traceback" not in result.output
 
@@ -386,3 +386,34 @@ def test_worker_processes_give_the_same_answers(
     for a, b in zip(serial[:-1], parallel[:-1], strict=True):
         for x, y in zip(a.digits, b.digits, strict=True):
             np.testing.assert_allclose(x.view, y.view)
+
+
+# ---- which model answers ---------------------------------------------------------------
+def test_the_model_that_answers_is_named_with_where_it_came_from(
+    models: dict[str, Path], images: dict[str, Path], workspace: Path
+) -> None:
+    # A model trained in this folder (digits only: no "not a digit" output) is the default.
+    (workspace / "models").mkdir()
+    shutil.copy(models["lite"], workspace / "models" / "best_model.keras")
+    shutil.copy(models["lite"].with_suffix(".tflite"), workspace / "models" / "best_model.tflite")
+    inputs = [str(images["scan_1"]), str(images["canvas_3"])]
+    result = run("predict", *inputs)
+    assert result.exit_code == 0, result.output
+    assert "Predictions: best_model (workspace, litert)" in result.stdout
+    assert result.stderr.count('cannot say "not a digit"') == 1, result.stderr
+
+    result = run("predict", "--json", *inputs)
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["model"]["source"] for line in lines] == ["workspace", "workspace"]
+    assert lines[0]["model"]["name"] == "best_model" and not lines[0]["model"]["not_a_digit"]
+    assert all(list(line) == [*KEYS, *READING_KEYS] for line in lines)
+    assert result.stderr.count('cannot say "not a digit"') == 1
+
+    result = run("predict", "--json", "--model", "bundled", *inputs)
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["model"]["source"] for line in lines] == ["bundled", "bundled"]
+    assert lines[0]["model"]["name"] == "digitctl_cnn" and lines[0]["model"]["not_a_digit"]
+    assert "not a digit" not in result.stderr
+
+    result = run("predict", "--model", str(models["lite"]), inputs[0])
+    assert "Predictions: digits (--model, litert)" in result.stdout
