@@ -21,7 +21,7 @@ import numpy as np
 
 from digitctl import reading
 from digitctl.errors import DigitctlError, ImageError, ModelError, NoDigitFound
-from digitctl.imaging import ImageSource, check_source, decode_grey, is_image_path
+from digitctl.imaging import ImageSource, check_source, decode_page, is_image_path
 from digitctl.modelfiles import (
     ModelCard,
     bundled_sequence_path,
@@ -305,8 +305,7 @@ def _forked_read_input(item: PredictInput) -> reading.Reading | ImageError:
 
 
 def _draft(source: ImageSource) -> reading.Draft:
-    grey, size = decode_grey(source)
-    return reading.draft(grey, size)
+    return reading.draft(*decode_page(source))
 
 
 def _draft_or_error(source: ImageSource) -> reading.Draft | ImageError:
