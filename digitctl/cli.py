@@ -490,12 +490,14 @@ def predict(
             "and drawings are read as digits (--model bundled: the shipped model can)"
         )
     outcomes = []
-    for outcome in inference.predict_inputs(predictor, items):
-        outcomes.append(outcome)
-        if outcome.error is not None:
-            ui.error_line(outcome.error)
-        if as_json:
-            ui.print_json(outcome.as_dict())
+    with ui.DelayedProgress("reading", len(items)) as progress:
+        for outcome in inference.predict_inputs(predictor, items):
+            outcomes.append(outcome)
+            if outcome.error is not None:
+                ui.error_line(outcome.error)
+            if as_json:
+                ui.print_json(outcome.as_dict())
+            progress.advance()
     if save_view is not None:
         written = inference.save_views(outcomes, save_view)
         ui.info(f"wrote {len(written)} view(s) to {save_view}")
@@ -507,6 +509,7 @@ def predict(
         ui.info(f"wrote {target}")
     if not as_json:
         ui.out_console().print(_prediction_table(outcomes, predictor))
+        ui.info(inference.summary_line(outcomes, progress.seconds))
     if any(outcome.error is not None for outcome in outcomes):
         raise typer.Exit(1)
 

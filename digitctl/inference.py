@@ -523,6 +523,24 @@ def predict_inputs(predictor: Predictor, items: Sequence[PredictInput]) -> Itera
             yield PredictOutcome(item.name, answer, None, model)
 
 
+def summary_line(outcomes: Sequence[PredictOutcome], seconds: float) -> str:
+    """``12 images: 9 read, 2 not a digit, 1 error in 0.8 s (15.0 images/s)``."""
+    count = len(outcomes)
+    read = sum(
+        o.error is None and o.reading is not None and o.reading.status == "ok" for o in outcomes
+    )
+    not_digit = sum(
+        o.error is None and o.reading is not None and o.reading.status == "not_a_digit"
+        for o in outcomes
+    )
+    errors = sum(o.error is not None for o in outcomes)
+    rate = count / seconds if seconds > 0 else 0.0
+    return (
+        f"{count:,} image{'s' if count != 1 else ''}: {read:,} read, {not_digit:,} not a digit, "
+        f"{errors:,} error{'s' if errors != 1 else ''} in {seconds:.1f} s ({rate:,.1f} images/s)"
+    )
+
+
 def save_views(outcomes: Sequence[PredictOutcome], directory: Path) -> list[Path]:
     """Write each digit's 28×28 view: ``<stem>.png`` for a one-digit input, else
     ``<stem>_digit<i>.png`` (i from 1, reading order)."""

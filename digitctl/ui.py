@@ -84,8 +84,11 @@ def transfer_progress() -> Progress:
     )
 
 
-def task_progress(transient: bool = False) -> Progress:
-    """A progress bar for counted work: n of total, elapsed and remaining time."""
+def task_progress(transient: bool = False, redirect_stdout: bool = True) -> Progress:
+    """A progress bar for counted work: n of total, elapsed and remaining time.
+
+    ``redirect_stdout=False`` when stdout carries data (``--json``) while the bar runs:
+    Rich would otherwise route what is printed there to the bar's console (stderr)."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -108,7 +111,47 @@ def task_progress(transient: bool = False) -> Progress:
         TextColumn("{task.fields[status]}"),
         console=err_console(),
         transient=transient,
+        redirect_stdout=redirect_stdout,
     )
+
+
+PROGRESS_AFTER_S = 1.0  # a counted task shows its bar once it has run this long
+
+
+class DelayedProgress:
+    """A counted task's progress bar on stderr that appears only in a terminal, and only
+    once the task has run past PROGRESS_AFTER_S: quick runs print nothing extra."""
+
+    def __init__(self, description: str, total: int) -> None:
+        import time
+
+        self._clock = time.perf_counter
+        self.started = self._clock()
+        self.description, self.total, self.done = description, total, 0
+        self._progress: Progress | None = None
+        self._task: Any = None
+        self._shows = err_console().is_terminal
+
+    def __enter__(self) -> DelayedProgress:
+        return self
+
+    def advance(self, status: str = "") -> None:
+        self.done += 1
+        if self._progress is None:
+            if not self._shows or self._clock() - self.started < PROGRESS_AFTER_S:
+                return
+            self._progress = task_progress(transient=True, redirect_stdout=False)
+            self._progress.start()
+            self._task = self._progress.add_task(self.description, total=self.total, status="")
+        self._progress.update(self._task, completed=self.done, status=status)
+
+    @property
+    def seconds(self) -> float:
+        return self._clock() - self.started
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
 
 
 def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Table:

@@ -417,3 +417,37 @@ def test_the_model_that_answers_is_named_with_where_it_came_from(
 
     result = run("predict", "--model", str(models["lite"]), inputs[0])
     assert "Predictions: digits (--model, litert)" in result.stdout
+
+
+# ---- progress and summary ---------------------------------------------------------------
+def test_a_long_run_shows_progress_in_a_terminal_and_ends_with_a_summary(
+    models: dict[str, Path], images: dict[str, Path], tmp_path: Path, monkeypatch
+) -> None:  # noqa: ANN001
+    from digitctl import ui
+
+    blank = tmp_path / "blank.png"
+    Image.new("L", (64, 64), 255).save(blank)
+    letter = tmp_path / "broken.png"
+    letter.write_bytes(b"not an image")
+    inputs = [str(images["scan_1"]), str(images["canvas_3"]), str(blank), str(letter)]
+    monkeypatch.setattr(ui, "PROGRESS_AFTER_S", 0.0)  # every run counts as a long one here
+    terminal = {"COLUMNS": "100", "TTY_COMPATIBLE": "1"}
+    args = ["predict", "--model", str(models["lite"]), *inputs]
+    result = CliRunner().invoke(app, args, env=terminal)
+    assert result.exit_code == 1
+    assert "reading" in result.stderr and "4/4" in result.stderr  # the bar, on stderr
+    summary = result.stderr.strip().splitlines()[-1]
+    assert "4 images: 2 read, 0 not a digit, 2 errors in " in summary
+    assert summary.endswith("images/s)")
+    assert "reading" not in result.stdout and "images/s" not in result.stdout
+
+    # Not in a terminal: no bar, only the summary.
+    quiet = CliRunner().invoke(app, args, env={"COLUMNS": "100", "TTY_COMPATIBLE": "0"})
+    assert "4/4" not in quiet.stderr and "4 images: 2 read" in quiet.stderr
+
+    # --json: stdout holds the same JSON lines, and stderr no summary.
+    plain = CliRunner().invoke(app, [*args[:3], "--json", *inputs], env={"COLUMNS": "100"})
+    shown = CliRunner().invoke(app, [*args[:3], "--json", *inputs], env=terminal)
+    strip = lambda out: [{**json.loads(line), "model": None} for line in out.splitlines()]  # noqa: E731
+    assert strip(shown.stdout) == strip(plain.stdout) and len(strip(plain.stdout)) == 4
+    assert "images/s" not in shown.stderr + shown.stdout
