@@ -234,9 +234,10 @@ def train(
     recipe: Annotated[
         RecipeName | None,
         typer.Option(
-            help="Training recipe: best (highest MNIST accuracy), fast (>= 99% in under a "
-            "minute on 2 CPU cores), robust (framed digits and a 'not a digit' class, as "
-            "the bundled model) or sequence (the touching-digits model)."
+            help="Training recipe: best (highest MNIST accuracy), fast (>= 99% test "
+            "accuracy in ~16 s of training, ~25 s in all, measured on a 2-core AMD EPYC), "
+            "robust (framed digits and a 'not a digit' class, as the bundled model) or "
+            "sequence (the touching-digits model)."
         ),
     ] = None,
     epochs: Annotated[int | None, typer.Option(help="Epochs (default: the recipe's).")] = None,
