@@ -94,7 +94,7 @@ SQUEEZED_DIGIT = 1
 # wins unless the classifier reads its pieces much worse. The digits of that split are
 # read by both models (their probabilities multiplied) and, in a glyph of at least
 # SEQUENCE_KEEPS_FROM digits, a thin piece the classifier takes for half a digit is kept.
-# All four were chosen on the seed-1 validation sets (docs/benchmarks.md, stop 20).
+# All four were chosen on the seed-1 validation sets (benchmarks/NOTES.md, stop 20).
 SEQUENCE_SURE = 0.6
 SEQUENCE_BONUS = 1.0
 SEQUENCE_KEEPS_FROM = 4
