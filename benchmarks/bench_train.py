@@ -9,6 +9,8 @@ parsing the IDX files.
 
     python benchmarks/bench_train.py --mirror ../shared/data/mnist            # fast x 3 seeds
     python benchmarks/bench_train.py --mirror ../shared/data/mnist --best     # + default recipe
+    python benchmarks/bench_train.py --mirror ../shared/data/mnist \
+        --variant b256= --variant "b128=--batch-size 128"    # candidates, seeds interleaved
 
 Results: printed as a Markdown table and written to benchmarks/results/bench_train.json.
 The machine is shared: the load average before each run is recorded with it.
@@ -20,6 +22,8 @@ import argparse
 import json
 import os
 import platform
+import shlex
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -85,8 +89,10 @@ def run(args: list[str]) -> tuple[dict, float, float, float]:
     return json.loads(stdout), wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
-def bench_recipe(recipe: str, seed: int, mirror: str, cache: Path, root: Path) -> dict:
-    workspace = root / f"{recipe}-seed{seed}"
+def bench_recipe(
+    recipe: str, seed: int, mirror: str, cache: Path, root: Path, variant: str = "", flags=()
+) -> dict:
+    workspace = root / f"{recipe}-{variant}-seed{seed}"
     common = [*DIGITCTL, "--workspace", str(workspace), "--cache-dir", str(cache)]
     subprocess.run(
         [*common, "preprocess", "--mirror", mirror, "--seed", str(seed), "--json"],
@@ -95,13 +101,27 @@ def bench_recipe(recipe: str, seed: int, mirror: str, cache: Path, root: Path) -
     )
     load = os.getloadavg()[0]
     trained, wall, peak, cpu = run(
-        [*common, "train", "--mirror", mirror, "--recipe", recipe, "--seed", str(seed), "--json"]
+        [
+            *common,
+            "train",
+            "--mirror",
+            mirror,
+            "--recipe",
+            recipe,
+            "--seed",
+            str(seed),
+            *flags,
+            "--json",
+        ]
     )
     evaluated, _, _, _ = run([*common, "evaluate", "--mirror", mirror, "--json"])
-    record = json.loads(Path(trained["record"]).read_text())
+    card = json.loads(Path(trained["record"]).read_text())
+    record = card.get("training", card)  # the model card holds the run record
     images = trained["train_images"] * trained["epochs_run"]
     return {
         "recipe": recipe,
+        "variant": variant,
+        "flags": list(flags),
         "seed": seed,
         "epochs": trained["epochs_run"],
         "best_epoch": trained["best_epoch"],
@@ -126,6 +146,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--best", action="store_true", help="also run the default recipe once")
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="LABEL=FLAGS",
+        help="a candidate: extra `digitctl train` flags (repeat; runs alternate by seed)",
+    )
     options = parser.parse_args()
     mirror = str(Path(options.mirror).resolve()) if "://" not in options.mirror else options.mirror
 
@@ -133,9 +160,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
         root = Path(tmp)
         cache = root / "cache"
+        variants = [v.split("=", 1) for v in options.variant] or [["fast", ""]]
         for seed in options.seeds:
-            rows.append(bench_recipe("fast", seed, mirror, cache, root))
-            print(json.dumps(rows[-1]), flush=True)
+            # Candidates alternate, seed by seed: a change in the shared machine's load
+            # then falls on all of them alike.
+            for label, flags in variants:
+                rows.append(
+                    bench_recipe("fast", seed, mirror, cache, root, label, shlex.split(flags))
+                )
+                print(json.dumps(rows[-1]), flush=True)
         if options.best:
             rows.append(bench_recipe("best", options.seeds[0], mirror, cache, root))
             print(json.dumps(rows[-1]), flush=True)
@@ -149,16 +182,29 @@ def main() -> None:
     options.output.parent.mkdir(parents=True, exist_ok=True)
     options.output.write_text(json.dumps(document, indent=2) + "\n")
     print(
-        "\n| recipe | seed | epochs | training s | process s | process CPU s | img/s "
+        "\n| recipe | variant | seed | epochs | training s | process s | process CPU s | img/s "
         "| val acc | test acc | peak RSS MiB | load before |"
     )
-    print("| --- " * 11 + "|")
+    print("| --- " * 12 + "|")
     for r in rows:
         print(
-            f"| {r['recipe']} | {r['seed']} | {r['epochs']} | {r['train_seconds']:.1f} | "
+            f"| {r['recipe']} | {r['variant']} | {r['seed']} | {r['epochs']} | "
+            f"{r['train_seconds']:.1f} | "
             f"{r['process_seconds']:.1f} | {r['process_cpu_seconds']:.1f} | "
             f"{r['images_per_second']:,} | {r['val_accuracy']:.2%} | {r['test_accuracy']:.2%} | "
             f"{r['peak_rss_mib']} | {r['load_average_before']} |"
+        )
+    print("\nmedians: | variant | training s | process s | CPU s | test acc (min) | peak RSS MiB |")
+    for label in dict.fromkeys(r["variant"] for r in rows):
+        mine = [r for r in rows if r["variant"] == label]
+
+        def median(key: str, mine: list[dict] = mine) -> float:
+            return statistics.median(r[key] for r in mine)
+
+        print(
+            f"| {label} | {median('train_seconds'):.1f} | {median('process_seconds'):.1f} | "
+            f"{median('process_cpu_seconds'):.1f} | {median('test_accuracy'):.2%} "
+            f"({min(r['test_accuracy'] for r in mine):.2%}) | {median('peak_rss_mib'):.0f} |"
         )
     print(f"\nwritten to {options.output}")
 

@@ -1,8 +1,8 @@
 """digitctl: handwritten-digit recognition from the command line, and from Python.
 
 Importing this package is cheap: no TensorFlow, no NumPy. ``load_model``, ``read``,
-``train`` and ``evaluate`` (:mod:`digitctl.api`) are loaded when first used, and they
-import the heavy libraries they need then.
+``read_many``, ``train`` and ``evaluate`` (:mod:`digitctl.api`) are loaded when first
+used, and they import the heavy libraries they need then.
 """
 
 from typing import Any
@@ -12,7 +12,7 @@ from digitctl.errors import DigitctlError
 
 __version__ = "0.1.0"
 
-_API = ("evaluate", "finetune", "load_model", "read", "train")
+_API = ("evaluate", "finetune", "load_model", "read", "read_many", "train")
 
 
 def __getattr__(name: str) -> Any:

@@ -1,8 +1,8 @@
 """The Python API: the few calls a Python user wants, each a thin wrapper over the library.
 
-Reached as ``digitctl.load_model``, ``digitctl.read``, ``digitctl.train`` and
-``digitctl.evaluate`` (``import digitctl`` loads this module only when one of them is first
-used). Settings resolve as for the CLI: defaults < ``digitctl.toml`` (or
+Reached as ``digitctl.load_model``, ``digitctl.read``, ``digitctl.read_many``,
+``digitctl.train`` and ``digitctl.evaluate`` (``import digitctl`` loads this module only
+when one of them is first used). Settings resolve as for the CLI: defaults < ``digitctl.toml`` (or
 ``$DIGITCTL_CONFIG``) < ``DIGITCTL_*`` variables < the keyword arguments given here; or
 pass a ready :class:`~digitctl.config.Settings` as ``settings``.
 """
@@ -10,6 +10,7 @@ pass a ready :class:`~digitctl.config.Settings` as ``settings``.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,7 @@ from digitctl.config import Settings, load_settings
 if TYPE_CHECKING:
     from rich.progress import Progress
 
+    from digitctl.errors import ImageError
     from digitctl.evaluation import Evaluation
     from digitctl.imaging import ImageSource
     from digitctl.inference import Predictor
@@ -49,13 +51,24 @@ def load_model(
 
 
 def read(source: ImageSource, model: ModelPath = None) -> Reading:
-    """Every digit in one image (a path, bytes, a file object or a PIL image), left to
-    right, lines top to bottom: ``.text`` is the string ("2026"; "" when nothing was
-    read), ``.digits`` each digit with its label, confidence, probabilities and box,
-    ``.status`` ``ok``, ``not_a_digit`` or ``no_digit``. A single digit is a reading of
-    length one (``.label``). To read many images, load the model once with
-    :func:`load_model` and call its ``read`` / ``read_many``."""
+    """Every digit in one image, left to right, lines top to bottom.
+
+    ``source`` is a path, bytes, a binary file object, a NumPy array (H×W grey, H×W×3 RGB
+    or H×W×4 RGBA; uint8, or float in [0, 1]) or a PIL image; anything else is a
+    TypeError. ``.text`` is the string ("2026"; "" when nothing was read), ``.digits``
+    each digit with its label, confidence, probabilities and box, ``.status`` ``ok``,
+    ``not_a_digit`` or ``no_digit``. A single digit is a reading of length one
+    (``.label``). To read many images, use :func:`read_many` or load the model once with
+    :func:`load_model`."""
     return load_model(model).read(source)
+
+
+def read_many(
+    sources: Iterable[ImageSource], model: ModelPath = None, workers: int = 1
+) -> Iterator[Reading | ImageError]:
+    """Readings of ``sources`` (each as :func:`read` accepts) in order, the model loaded
+    once; an image that cannot be decoded yields its ImageError instead of a reading."""
+    yield from load_model(model).read_many(sources, workers=workers)
 
 
 def train(

@@ -37,10 +37,12 @@ import numpy as np
 
 from digitctl.atomic import write_bytes
 from digitctl.errors import DigitctlError, ImageError
+from digitctl.robust import NOT_A_DIGIT
 
 if TYPE_CHECKING:
     from digitctl.config import Settings
     from digitctl.inference import Predictor
+    from digitctl.reading import Reading
 
 SAMPLES_DIR = "samples"
 ID_LENGTH = 24  # hex digits of the SHA-256: 96 bits, collisions are not a concern
@@ -56,12 +58,20 @@ class FeedbackSample:
 
     id: str
     label: int  # the true digit, as the user said
-    predicted: int | None  # what the model answered when the sample was added
+    # What the model answered when the sample was added: the digit it read, or
+    # NOT_A_DIGIT (10) when its answer was not one digit ("not a digit", nothing found,
+    # several digits); None when unknown.
+    predicted: int | None
     created: str  # ISO 8601, UTC
     image_file: str  # the original bytes, in the samples folder
     view_file: str  # the 28×28 view, in the samples folder
     source: str = ""  # where it came from (a file name, "app")
     version: int = RECORD_VERSION
+
+    @property
+    def misread(self) -> bool:
+        """Whether the model's answer was not the labelled digit ("not a digit" is wrong)."""
+        return self.predicted is not None and self.predicted != self.label
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -242,7 +252,7 @@ class FeedbackStore:
         misread = dict.fromkeys(LABELS, 0)
         for sample in self.samples():
             counts[sample.label] += 1
-            if sample.predicted is not None and sample.predicted != sample.label:
+            if sample.misread:
                 misread[sample.label] += 1
         return FeedbackSummary(self.directory.absolute(), counts, misread)
 
@@ -349,15 +359,23 @@ def add_images(
             from digitctl.imaging import to_mnist
 
             view = to_mnist(data)
+            # The answer `predict` gives (the whole reading, its not-a-digit verdict
+            # included), not the likeliest of the ten digits on the view.
+            predicted = answer_of(predictor.read(data))
         except ImageError as exc:
             text = str(exc).replace("the image data", name)
             outcomes.append(
                 AddOutcome(name, FAILED, error=text if name in text else f"{name}: {text}")
             )
             continue
-        predicted = int(np.argmax(predictor.predict_views(view[None])[0]))
         outcomes.append(store.add(data, label, predicted=predicted, view=view, source=name))
     return outcomes
+
+
+def answer_of(reading: Reading) -> int:
+    """The digit a reading answers for a one-digit sample, or NOT_A_DIGIT when it is not
+    one digit (not a digit, no digit found, or several digits)."""
+    return reading.label if reading.label is not None else NOT_A_DIGIT
 
 
 def _read(path: Path, name: str) -> bytes:

@@ -40,13 +40,24 @@ from digitctl.glyph import (  # noqa: F401 - re-exported: the view of one glyph
     view_from_ink,
 )
 
-ImageSource = Union[str, "os.PathLike[str]", bytes, BinaryIO, Image.Image]
+ImageSource = Union[str, "os.PathLike[str]", bytes, BinaryIO, np.ndarray, Image.Image]
+ACCEPTED_SOURCES = (
+    "a path, bytes, a binary file object, a NumPy array (H×W grey, H×W×3 RGB or H×W×4 RGBA; "
+    "uint8, or float in [0, 1]) or a PIL image"
+)
 
 MAX_PIXELS = 64_000_000  # a 48 MP phone photo fits; a 40000×40000 bomb does not
 MIN_SIDE = 8  # a long side below this leaves no room for a digit (the other side may be
 # a single pixel: a tight crop of a thin "1")
 WORK_SIDE = 768  # larger inputs are reduced to at most this on the long side ...
 WORK_AREA = 400 * 400  # ... and about this many pixels: digits stay > 60 px tall
+# A page reduced PAGE_REDUCED times or more whose ink sits in a box under PAGE_CROP_BELOW
+# of its area is read from a crop of that box (plus PAGE_MARGIN of its longer side on
+# every side), at working size.
+PAGE_REDUCED = 2.0
+PAGE_CROP_BELOW = 0.25
+PAGE_MARGIN = 0.25
+_FULL_SIZE = "digitctl_full_size"  # image.info key: the size before JPEG draft decoding
 
 # Formats that may carry an orientation tag (reading EXIF costs ~50 µs: skip it for the rest).
 _EXIF_FORMATS = frozenset({"JPEG", "MPO", "TIFF", "WEBP", "HEIF", "AVIF"})
@@ -66,7 +77,46 @@ def _describe(source: object) -> str:
     return getattr(source, "name", None) or "the image"
 
 
+def array_image(array: np.ndarray) -> Image.Image:
+    """A PIL image of an H×W (grey), H×W×1, H×W×3 (RGB) or H×W×4 (RGBA) array of uint8
+    (or bool) values, or of floats in [0, 1]; TypeError for other shapes and types."""
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
+        raise TypeError(
+            f"cannot read a NumPy array of shape {array.shape}: expected H×W (grey), "
+            "H×W×3 (RGB) or H×W×4 (RGBA)"
+        )
+    if array.dtype == np.bool_:
+        array = array.astype(np.uint8) * 255
+    elif np.issubdtype(array.dtype, np.floating):
+        finite = array[np.isfinite(array)]
+        if finite.size != array.size or (finite.size and (finite.min() < 0 or finite.max() > 1)):
+            raise ImageError(
+                "a float array must hold values in [0, 1] (multiply by 255 and use uint8 for "
+                "0-255 values)"
+            )
+        array = np.round(array * 255).astype(np.uint8)
+    elif array.dtype != np.uint8:
+        raise TypeError(
+            f"cannot read a NumPy array of {array.dtype}: expected uint8, or float in [0, 1]"
+        )
+    return Image.fromarray(np.ascontiguousarray(array))  # L, RGB or RGBA by its shape
+
+
+def check_source(source: ImageSource) -> ImageSource:
+    """``source`` itself when it is something an image can be read from, else TypeError."""
+    if isinstance(source, (str, os.PathLike, bytes, bytearray, Image.Image, np.ndarray)):
+        return source
+    if hasattr(source, "read"):
+        return source
+    raise TypeError(f"cannot read a {type(source).__name__}: give {ACCEPTED_SOURCES}")
+
+
 def _open(source: ImageSource, work_side: int | None) -> Image.Image:
+    check_source(source)
+    if isinstance(source, np.ndarray):
+        source = array_image(source)
     name = _describe(source)
     if isinstance(source, Image.Image):
         image = source
@@ -124,6 +174,7 @@ def _open(source: ImageSource, work_side: int | None) -> Image.Image:
         scale = _work_scale(width, height, work_side)
         if scale > 0.5:
             scale = 1.0
+        image.info[_FULL_SIZE] = (width, height)  # decode_page may need every pixel back
         image.draft(
             "L" if image.mode == "RGB" else image.mode,
             (round(width * scale), round(height * scale)),
@@ -152,7 +203,8 @@ def _open(source: ImageSource, work_side: int | None) -> Image.Image:
 
 
 def load_image(source: ImageSource) -> Image.Image:
-    """Decode ``source`` (path, bytes, binary file or PIL image) into a loaded PIL image.
+    """Decode ``source`` (path, bytes, binary file, NumPy array or PIL image) into a loaded
+    PIL image.
 
     Applies the EXIF orientation and keeps only the first frame of animations. Raises
     ImageError for unreadable, truncated, tiny or absurdly large images.
@@ -231,11 +283,74 @@ def decode_grey(source: ImageSource) -> tuple[np.ndarray, tuple[int, int]]:
     Raises ImageError when the image cannot be read.
     """
     image = _open(source, WORK_SIDE)
+    return _work_grey(image), image.size
+
+
+def decode_page(
+    source: ImageSource,
+) -> tuple[np.ndarray, tuple[int, int], tuple[int, int, int, int]]:
+    """What the reading starts from: the luminance in [0, 1] at working size, the input's
+    size, and the window of the input it shows (x0, y0, x1, y1).
+
+    A page reduced to working size whose ink sits in a small part of it (a number written
+    on a big sheet, a digit in a corner of a photo) would leave that ink a few pixels
+    thick, and too small a share of the pixels to stand out: the window is then the
+    ink's region (:func:`digitctl.inkmap.ink_region`) with a margin, decoded again from
+    the input's own pixels at working size. Otherwise the window is the whole input.
+    """
+    from digitctl.inkmap import ink_region
+
+    image = _open(source, WORK_SIDE)
     size = image.size
+    grey = _work_grey(image)
+    whole = (0, 0, *size)
+    input_width = image.info.get(_FULL_SIZE, size)[0]  # before JPEG draft decoding
+    if grey.shape[1] * PAGE_REDUCED > input_width:  # little to gain from the input's pixels
+        return grey, size, whole
+    region = ink_region(grey)
+    if region is None:
+        return grey, size, whole
+    h, w = grey.shape
+    x0, y0, x1, y1 = region
+    if (x1 - x0) * (y1 - y0) >= PAGE_CROP_BELOW * w * h:
+        return grey, size, whole
+    margin = PAGE_MARGIN * max(x1 - x0, y1 - y0)
+    sx, sy = size[0] / w, size[1] / h
+    window = (
+        max(0, int((x0 - margin) * sx)),
+        max(0, int((y0 - margin) * sy)),
+        min(size[0], int(np.ceil((x1 + margin) * sx))),
+        min(size[1], int(np.ceil((y1 + margin) * sy))),
+    )
+    full = _full_resolution(source, image)
+    fx, fy = full.size[0] / size[0], full.size[1] / size[1]
+    crop = full.crop(
+        (
+            round(window[0] * fx),
+            round(window[1] * fy),
+            round(window[2] * fx),
+            round(window[3] * fy),
+        )
+    )
+    return _work_grey(crop), size, window
+
+
+def _full_resolution(source: ImageSource, image: Image.Image) -> Image.Image:
+    """``image`` with every pixel of the input: decoded again when JPEG draft mode
+    decoded it reduced (and the source can be read again)."""
+    if _FULL_SIZE not in image.info or image.info[_FULL_SIZE] == image.size:
+        return image
+    if hasattr(source, "seek"):
+        try:
+            source.seek(0)  # type: ignore[union-attr]
+        except (OSError, ValueError):
+            return image
+    return _open(source, None)
+
+
+def _work_grey(image: Image.Image) -> np.ndarray:
     grey, alpha = _grey_and_alpha(image, WORK_SIDE)
-    if alpha is not None:
-        grey = _flatten_alpha(grey, alpha)
-    return grey, size
+    return grey if alpha is None else _flatten_alpha(grey, alpha)
 
 
 def to_mnist(source: ImageSource) -> np.ndarray:
@@ -248,8 +363,7 @@ def to_mnist(source: ImageSource) -> np.ndarray:
     """
     from digitctl.reading import draft
 
-    grey, size = decode_grey(source)
-    drafted = draft(grey, size)
+    drafted = draft(*decode_page(source))
     if drafted.failure is not None:
         raise NoDigitFound(drafted.failure)
     glyphs = [g for g in drafted.hypotheses[0].glyphs if g.whole is not None]

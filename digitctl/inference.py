@@ -22,14 +22,14 @@ import numpy as np
 from digitctl import reading
 from digitctl.choices import ReaderName
 from digitctl.errors import DigitctlError, ImageError, ModelError, NoDigitFound
-from digitctl.imaging import ImageSource, decode_grey, is_image_path
+from digitctl.imaging import ImageSource, check_source, decode_page, is_image_path
 from digitctl.linereader import LineModel, find_reader_model
 from digitctl.modelfiles import (
     ModelCard,
     bundled_sequence_path,
     lite_path_for,
     read_card,
-    resolve_model_path,
+    resolve_model,
 )
 from digitctl.runners import KerasRunner, LiteRTRunner, OnnxRunner, run_batched
 from digitctl.sequence import SEQUENCE_NAME
@@ -92,8 +92,10 @@ class Predictor:
         uncertain_below: float = 0.6,
         sequence_model: Path | None = None,
         line_model: Path | None = None,
+        origin: str = "--model",
     ) -> None:
         self.path = path
+        self.origin = origin  # where the model came from: bundled, workspace or --model
         self.backend = backend
         self.card = card
         self.uncertain_below = uncertain_below
@@ -112,6 +114,24 @@ class Predictor:
 
     def __repr__(self) -> str:
         return f"Predictor(path={str(self.path)!r}, backend={self.backend!r})"
+
+    @property
+    def name(self) -> str:
+        """The model's name: its card's, else its file's stem."""
+        return self.card.name if self.card is not None and self.card.name else self.path.stem
+
+    def describe(self) -> dict[str, Any]:
+        """Which model answers: name, where it came from, file, runtime, and whether it can
+        say "not a digit" (the ``model`` of every ``predict --json`` line)."""
+        return {
+            "name": self.name,
+            "source": self.origin,
+            "path": str(self.path),
+            "backend": self.backend,
+            "not_a_digit": self.rejects,
+            "reader": str(self.reader),
+            **({"line_model": str(self.line_model)} if self.line_model is not None else {}),
+        }
 
     def classify(self, views: np.ndarray) -> np.ndarray:
         """(N, 28, 28) views in [0, 1] → (N, classes) calibrated probabilities.
@@ -147,8 +167,14 @@ class Predictor:
 
     @property
     def rejects(self) -> bool:
-        """Whether the model can answer "not a digit" (it has the 11th class)."""
-        return self.reject_threshold is not None
+        """Whether it can answer "not a digit": the model has the 11th class, or the line
+        reader reads (reading no digit is "not a digit")."""
+        return self.reject_threshold is not None or self.line_model is not None
+
+    @property
+    def reader(self) -> str:
+        """What reads each image: ``rules`` (the layout rules) or ``line`` (the line reader)."""
+        return ReaderName.LINE if self.line_model is not None else ReaderName.RULES
 
     def decide(self, drafted: reading.Draft) -> reading.Reading:
         """The reading of a draft (see :mod:`digitctl.reading`) with this model's scores."""
@@ -185,8 +211,10 @@ class Predictor:
         if self._line_reader is None:
             assert self.line_model is not None
             self._line_reader = LineModel(self.line_model, threads=LITERT_THREADS)
-        grey, size = decode_grey(source)
-        return read_image(grey, size, self._line_reader, self.classify, self.uncertain_below)
+        grey, size, window = decode_page(source)
+        return read_image(
+            grey, size, self._line_reader, self.classify, self.uncertain_below, window
+        )
 
     def read_many(
         self, sources: Iterable[ImageSource], workers: int = 1
@@ -196,8 +224,10 @@ class Predictor:
         ``workers`` > 1 reads in that many forked processes, each with its own LiteRT
         interpreter (a Keras or ONNX model runs here, on the views of up to
         ``DECIDE_BATCH`` images at a time, the workers only decoding and laying out).
+        A source of a type no image can be read from raises TypeError here, in order.
         """
-        yield from self._answers(sources, workers, _forked_read, _draft_or_error)
+        checked = (check_source(source) for source in sources)
+        yield from self._answers(checked, workers, _forked_read, _draft_or_error)
 
     def _answers(
         self,
@@ -308,8 +338,7 @@ def _forked_read_input(item: PredictInput) -> reading.Reading | ImageError:
 
 
 def _draft(source: ImageSource) -> reading.Draft:
-    grey, size = decode_grey(source)
-    return reading.draft(grey, size)
+    return reading.draft(*decode_page(source))
 
 
 def _draft_or_error(source: ImageSource) -> reading.Draft | ImageError:
@@ -382,7 +411,7 @@ def load_predictor(settings: Settings | None = None, model: Path | None = None) 
         from digitctl.config import Settings
 
         settings = Settings()
-    path = resolve_model_path(settings, model)
+    path, origin = resolve_model(settings, model)
     suffix = path.suffix.lower()
     runner: LiteRTRunner | OnnxRunner | KerasRunner
     if suffix == ".tflite":
@@ -409,6 +438,7 @@ def load_predictor(settings: Settings | None = None, model: Path | None = None) 
         uncertain_below=settings.uncertain_below,
         sequence_model=_sequence_model(settings),
         line_model=_line_model(settings),
+        origin=origin,
     )
 
 
@@ -484,6 +514,7 @@ class PredictOutcome:
     name: str
     reading: reading.Reading | None
     error: str | None
+    model: dict[str, Any] | None = None  # Predictor.describe() of the model that answered
 
     @property
     def prediction(self) -> reading.Digit | None:
@@ -509,6 +540,7 @@ class PredictOutcome:
             "status": r.status if r is not None else "error",
             "reason": (r.reason if r is not None else self.error),
             "separators": r.separators if r is not None else [],
+            "model": self.model,
         }
 
 
@@ -527,15 +559,35 @@ def predict_inputs(predictor: Predictor, items: Sequence[PredictInput]) -> Itera
     """One outcome per item, in order; each failure carries one line that names the input."""
     workers = preprocess_workers(sum(item.error is None for item in items))
     answers = predictor._answers(items, workers, _forked_read_input, _input_draft)
+    model = predictor.describe()
     for item, answer in zip(items, answers, strict=True):
         if isinstance(answer, ImageError):
-            yield PredictOutcome(item.name, None, _with_name(item.name, answer))
+            yield PredictOutcome(item.name, None, _with_name(item.name, answer), model)
         elif answer.status == "no_digit":
             # As in 0.1, an image without ink is a failed input (exit status 1); a
             # letter or a drawing is an answer ("not a digit"), not a failure.
-            yield PredictOutcome(item.name, answer, _with_name(item.name, answer.reason or ""))
+            error = _with_name(item.name, answer.reason or "")
+            yield PredictOutcome(item.name, answer, error, model)
         else:
-            yield PredictOutcome(item.name, answer, None)
+            yield PredictOutcome(item.name, answer, None, model)
+
+
+def summary_line(outcomes: Sequence[PredictOutcome], seconds: float) -> str:
+    """``12 images: 9 read, 2 not a digit, 1 error in 0.8 s (15.0 images/s)``."""
+    count = len(outcomes)
+    read = sum(
+        o.error is None and o.reading is not None and o.reading.status == "ok" for o in outcomes
+    )
+    not_digit = sum(
+        o.error is None and o.reading is not None and o.reading.status == "not_a_digit"
+        for o in outcomes
+    )
+    errors = sum(o.error is not None for o in outcomes)
+    rate = count / seconds if seconds > 0 else 0.0
+    return (
+        f"{count:,} image{'s' if count != 1 else ''}: {read:,} read, {not_digit:,} not a digit, "
+        f"{errors:,} error{'s' if errors != 1 else ''} in {seconds:.1f} s ({rate:,.1f} images/s)"
+    )
 
 
 def save_views(outcomes: Sequence[PredictOutcome], directory: Path) -> list[Path]:

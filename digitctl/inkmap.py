@@ -40,6 +40,8 @@ SHADED_FLOOR = 0.35  # share of the ink contrast below which shading is left out
 TINY_SCAN_NOISE = 0.02  # the noise assumed when a small crop's measured noise hides all ink
 SHADOW_SIDE = 0.25  # plateaus wider than this share of the short side may be shadows ...
 SHADOW_CAP = 0.5  # ... when they stand out less than this share of the ink
+REGION_MIN_MARK = 4  # ink_region: marks of fewer pixels are specks ...
+REGION_SPECK = 0.05  # ... and so are those under this share of the largest mark
 
 
 @dataclass
@@ -50,6 +52,35 @@ class InkMap:
     contrast: float
     dark_ink: bool  # True: the input had dark ink on light paper
     scale: float  # input pixels per ink-map pixel (upsampling makes it < 1)
+    offset: tuple[int, int] = (0, 0)  # the map's top-left in input pixels (a cropped page)
+
+
+def ink_region(grey: np.ndarray) -> tuple[int, int, int, int] | None:
+    """Where ink stands out from the paper, either polarity: the box (x0, y0, x1, y1) of
+    the marks that stand out, in ``grey``'s pixels; None when nothing does.
+
+    Unlike the quantile test of :func:`ink_maps`, this finds ink however small a share of
+    the image it covers (a digit on a big clean page): each pixel is compared with the
+    paper fitted under it, against the noise measured between neighbouring pixels. Specks
+    far smaller than the largest mark (dust, JPEG noise) do not widen the box.
+    """
+    grey = grey.astype(np.float32, copy=False)
+    if min(grey.shape) < FLAT_PAPER_BELOW:
+        return None
+    signal = np.abs(grey - paper_estimate(grey))
+    threshold = max(MIN_CONTRAST, 6 * _pixel_noise(grey))
+    mask = (signal > threshold).astype(np.uint8)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if count <= 1:
+        return None
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    kept = stats[1:][areas >= max(REGION_MIN_MARK, REGION_SPECK * int(areas.max()))]
+    if not len(kept):
+        return None
+    x0, y0 = kept[:, cv2.CC_STAT_LEFT].min(), kept[:, cv2.CC_STAT_TOP].min()
+    x1 = (kept[:, cv2.CC_STAT_LEFT] + kept[:, cv2.CC_STAT_WIDTH]).max()
+    y1 = (kept[:, cv2.CC_STAT_TOP] + kept[:, cv2.CC_STAT_HEIGHT]).max()
+    return int(x0), int(y0), int(x1), int(y1)
 
 
 def upsample_small(grey: np.ndarray) -> tuple[np.ndarray, float]:

@@ -172,17 +172,19 @@ def read_image(
     model: LineModel,
     classify: Callable[[np.ndarray], np.ndarray] | None = None,
     uncertain_below: float = 0.6,
+    window: tuple[int, int, int, int] | None = None,
 ) -> Reading:
     """Every digit in ``image`` (a decoded image at working size; ``size`` is the input's
-    own width and height), line by line, in the reading contract."""
+    own width and height), line by line, in the reading contract. ``window`` (x0, y0, x1,
+    y1 in input pixels) is the part of the input ``image`` shows (all of it when None)."""
     grey = to_grey(image)
     if is_blank(grey):
         return Reading(
             "", [], "no_digit", "no digit found: the image is blank (no ink stands out)", 1.0, size
         )
     ink = ink_signal(grey)
-    scale_x = size[0] / grey.shape[1]
-    scale_y = size[1] / grey.shape[0]
+    x0, y0, x1, y1 = window if window is not None else (0, 0, size[0], size[1])
+    frame = (x0, y0, (x1 - x0) / grey.shape[1], (y1 - y0) / grey.shape[0])
     lines = find_lines(writing_mask(grey))
     readings = [model.read(grey[ln.top : ln.bottom, ln.left : ln.right]) for ln in lines]
     digits: list[Digit] = []
@@ -193,7 +195,7 @@ def read_image(
         if not line_reading.text:
             continue
         before = sum(len(t) for t in texts)
-        found = _digits(line_reading, line, ink, (scale_x, scale_y), classify, uncertain_below)
+        found = _digits(line_reading, line, ink, frame, classify, uncertain_below)
         for digit in found:
             digit.line = line_number
         digits.extend(found)
@@ -235,7 +237,7 @@ def _digits(
     line_reading: LineReading,
     line: Line,
     ink: np.ndarray,
-    scale: tuple[float, float],
+    frame: tuple[float, float, float, float],
     classify: Callable[[np.ndarray], np.ndarray] | None,
     uncertain_below: float,
 ) -> list[Digit]:
@@ -253,11 +255,12 @@ def _digits(
             view = view_from_ink(piece)
         except NoDigitFound:  # no ink in the box: an empty view, read by the line model alone
             view = np.zeros((28, 28), np.float32)
+        left, top, scale_x, scale_y = frame  # the window's corner and scale
         box = (
-            int(round((line.left + x0) * scale[0])),
-            int(round((line.top + y0) * scale[1])),
-            int(round((line.left + x1) * scale[0])),
-            int(round((line.top + y1) * scale[1])),
+            int(round(left + (line.left + x0) * scale_x)),
+            int(round(top + (line.top + y0) * scale_y)),
+            int(round(left + (line.left + x1) * scale_x)),
+            int(round(top + (line.top + y1) * scale_y)),
         )
         found.append((character.probabilities, view, box))
     scored = classify(np.stack([v for _, v, _ in found])) if classify and found else None

@@ -42,18 +42,38 @@ def workspace_model_path(settings: Settings) -> Path:
     return settings.models_path / f"{WORKSPACE_MODEL_NAME}.keras"
 
 
+BUNDLED, WORKSPACE, GIVEN = "bundled", "workspace", "--model"  # where a model came from
+
+
 def resolve_model_path(settings: Settings, model: Path | None = None) -> Path:
     """The model a command should use: ``model`` or ``settings.model``, else the
     workspace's ``models/best_model.keras`` if it exists, else the bundled model."""
+    return resolve_model(settings, model)[0]
+
+
+def resolve_model(settings: Settings, model: Path | None = None) -> tuple[Path, str]:
+    """The model a command should use and where it came from (``BUNDLED``, ``WORKSPACE``
+    or ``GIVEN``): ``model`` or ``settings.model`` (``bundled``: the shipped model), else
+    the workspace's ``models/best_model.keras`` if it exists, else the bundled model."""
     chosen = model if model is not None else settings.model
     if chosen is not None:
         path = Path(chosen).expanduser()
+        if str(chosen) == BUNDLED and not path.exists():
+            return _bundled(), BUNDLED
         if not path.exists():
-            raise ModelError(f"model {path} does not exist; check --model")
-        return path
+            raise ModelError(
+                f"model {path} does not exist; check --model (`--model bundled`: the shipped model)"
+            )
+        if path.resolve() == bundled_model_path():
+            return path, BUNDLED
+        return path, GIVEN
     workspace = workspace_model_path(settings)
     if workspace.exists():
-        return workspace
+        return workspace, WORKSPACE
+    return _bundled(), BUNDLED
+
+
+def _bundled() -> Path:
     bundled = bundled_model_path()
     if bundled.exists() or lite_path_for(bundled).exists():
         return bundled

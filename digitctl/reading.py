@@ -94,7 +94,7 @@ SQUEEZED_DIGIT = 1
 # wins unless the classifier reads its pieces much worse. The digits of that split are
 # read by both models (their probabilities multiplied) and, in a glyph of at least
 # SEQUENCE_KEEPS_FROM digits, a thin piece the classifier takes for half a digit is kept.
-# All four were chosen on the seed-1 validation sets (docs/benchmarks.md, stop 20).
+# All four were chosen on the seed-1 validation sets (benchmarks/NOTES.md, stop 20).
 SEQUENCE_SURE = 0.6
 SEQUENCE_BONUS = 1.0
 SEQUENCE_KEEPS_FROM = 4
@@ -184,6 +184,7 @@ class _GlyphDraft:
     line: int = 0
     ink_scale: float = 1.0  # input pixels per ink-map pixel
     origin: tuple[int, int] = (0, 0)  # glyph's top-left in ink-map pixels
+    ink_offset: tuple[int, int] = (0, 0)  # the ink map's top-left in input pixels
     height: int = 0
     # The glyph's ink, kept while it has pieces: their views are made only when needed.
     ink: np.ndarray | None = field(default=None, repr=False)
@@ -444,15 +445,23 @@ def _draft_glyph(
     ink = glyph.ink
     h, w = ink.shape
     scale = ink_map.scale
+    ox, oy = ink_map.offset
     x0, y0, x1, y1 = glyph.box
     box = (
-        int(math.floor(x0 * scale)),
-        int(math.floor(y0 * scale)),
-        int(math.ceil(x1 * scale)),
-        int(math.ceil(y1 * scale)),
+        ox + int(math.floor(x0 * scale)),
+        oy + int(math.floor(y0 * scale)),
+        ox + int(math.ceil(x1 * scale)),
+        oy + int(math.ceil(y1 * scale)),
     )
     draft = _GlyphDraft(
-        box=box, width=w, whole=None, line=glyph.line, ink_scale=scale, origin=(x0, y0), height=h
+        box=box,
+        width=w,
+        whole=None,
+        line=glyph.line,
+        ink_scale=scale,
+        origin=(x0, y0),
+        ink_offset=(ox, oy),
+        height=h,
     )
     if w <= UNSPLIT_UP_TO_ASPECT * h:
         view = _view(ink)
@@ -484,8 +493,14 @@ def _draft_glyph(
     return draft
 
 
-def draft(grey: np.ndarray, size: tuple[int, int]) -> Draft:
-    """Phase 1 for a decoded luminance image in [0, 1] (``size``: the input's w, h)."""
+def draft(
+    grey: np.ndarray, size: tuple[int, int], window: tuple[int, int, int, int] | None = None
+) -> Draft:
+    """Phase 1 for a decoded luminance image in [0, 1] (``size``: the input's w, h).
+
+    ``window`` (x0, y0, x1, y1 in input pixels) is the part of the input ``grey`` shows
+    (:func:`digitctl.imaging.decode_page` crops a big page to its ink); None: all of it.
+    """
     views: list[np.ndarray] = []
     hypotheses: list[_Hypothesis] = []
     try:
@@ -493,9 +508,11 @@ def draft(grey: np.ndarray, size: tuple[int, int]) -> Draft:
     except NoDigitFound as exc:
         return Draft([], [], size, failure=str(exc))
     work_w = grey.shape[1]
+    x0, y0, x1, _ = window if window is not None else (0, 0, size[0], size[1])
     for ink_map in maps:
         # The ink map may be upsampled (tiny inputs): boxes go back to input pixels.
-        ink_map.scale = size[0] / (work_w / ink_map.scale) if work_w else 1.0
+        ink_map.scale = (x1 - x0) / (work_w / ink_map.scale) if work_w else 1.0
+        ink_map.offset = (x0, y0)
         found = find_glyphs(ink_map.ink, faint_rules=ink_map.scale >= 1.0)
         # Other layouts of the same ink (without lines that touch the writing, or the
         # frame cell alone) are more hypotheses of the same polarity: the model's surer
@@ -689,8 +706,8 @@ def _letter_strokes(
 def _piece_choice(glyph: _GlyphDraft, piece: _Piece) -> _Choice:
     scale = glyph.ink_scale
     ox = glyph.origin[0]
-    x0 = int(math.floor((ox + piece.start) * scale))
-    x1 = int(math.ceil((ox + piece.stop) * scale))
+    x0 = glyph.ink_offset[0] + int(math.floor((ox + piece.start) * scale))
+    x1 = glyph.ink_offset[0] + int(math.ceil((ox + piece.stop) * scale))
     return _Choice(piece.view, (x0, glyph.box[1], x1, glyph.box[3]), 0)
 
 

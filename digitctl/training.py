@@ -20,12 +20,13 @@ names them):
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -253,18 +254,41 @@ def _cpu_count() -> int:
 def training_dataset(
     x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, augmenter: Any | None
 ) -> Any:
-    """An endless, shuffled, batched tf.data pipeline (fit with ``steps_per_epoch``).
+    """An endless, shuffled, batched tf.data pipeline (fit with ``steps_per_epoch``);
+    ``x`` is float32 in [0, 1], or the uint8 values such images were scaled from.
 
     Endless, with tf.data autotuning off: a finite dataset is rebuilt every epoch, and
     tearing the old iterator down can stall for up to 35 s on this kind of machine.
+    What is shuffled is the images' indices, and each batch is gathered from the NumPy
+    arrays in place: a shuffle buffer of images, or a tensor made of them, would hold
+    another copy of the training set (up to ~170 MB for MNIST). uint8 images are scaled
+    back to the very float32 values they came from.
     """
     import tensorflow as tf
 
+    stored = x if x.dtype == np.uint8 else _as_uint8(x)
+    images = stored if stored is not None else np.asarray(x, np.float32)
+    labels = np.asarray(y)
+
+    def take(indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return images[indices], labels[indices]
+
+    def gather(indices: Any) -> tuple[Any, Any]:
+        batch, batch_labels = tf.numpy_function(
+            take, [indices], (tf.as_dtype(images.dtype), tf.as_dtype(labels.dtype))
+        )
+        batch.set_shape((None, *images.shape[1:]))
+        batch_labels.set_shape((None, *labels.shape[1:]))
+        if stored is not None:
+            batch = tf.cast(batch, tf.float32) / 255.0
+        return batch, batch_labels
+
     dataset = (
-        tf.data.Dataset.from_tensor_slices((x, y))
+        tf.data.Dataset.range(len(x))
         .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
         .repeat()
         .batch(batch_size)
+        .map(gather, num_parallel_calls=1)
     )
     if augmenter is not None:
         dataset = dataset.map(
@@ -274,6 +298,43 @@ def training_dataset(
     options.autotune.enabled = False
     options.deterministic = True
     return dataset.prefetch(2).with_options(options)
+
+
+def validation_dataset(x: np.ndarray, y: np.ndarray, batch_size: int = 512) -> Any:
+    """The validation images in order, batched and gathered in place (as
+    :func:`training_dataset`): Keras would copy NumPy validation arrays every epoch."""
+    import tensorflow as tf
+
+    def take(start: Any) -> tuple[np.ndarray, np.ndarray]:
+        index = int(start)
+        return x[index : index + batch_size], y[index : index + batch_size]
+
+    def gather(start: Any) -> tuple[Any, Any]:
+        batch, labels = tf.numpy_function(
+            take, [start], (tf.as_dtype(x.dtype), tf.as_dtype(y.dtype))
+        )
+        batch.set_shape((None, *x.shape[1:]))
+        labels.set_shape((None, *y.shape[1:]))
+        if x.dtype == np.uint8:
+            batch = tf.cast(batch, tf.float32) / 255.0
+        return batch, labels
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    dataset = tf.data.Dataset.range(0, len(x), batch_size).map(gather, num_parallel_calls=1)
+    return dataset.with_options(options)
+
+
+def _as_uint8(x: np.ndarray) -> np.ndarray | None:
+    """``x`` (float32 in [0, 1]) as the uint8 values it was scaled from, when it holds
+    exactly such values (MNIST and the synthetic sets do); else None."""
+    stored = np.empty(x.shape, np.uint8)
+    for start in range(0, len(x), 4096):  # in chunks: no float32 temporary of the whole set
+        part = np.asarray(x[start : start + 4096], np.float32)
+        stored[start : start + 4096] = np.round(part * np.float32(255.0))
+        if not np.array_equal(stored[start : start + 4096] / np.float32(255.0), part):
+            return None
+    return stored
 
 
 # --------------------------------------------------------------------------------------
@@ -388,6 +449,7 @@ class _Run:
     # Robust recipes: the synthetic views added to the data, and MNIST's validation size.
     synthetic: SyntheticSplits | None = None
     mnist_validation: int = 0
+    train_images: int = 0
 
     @property
     def plan(self) -> TrainPlan:
@@ -460,8 +522,13 @@ def train_model(
     # Before any model: MultiWorkerMirroredStrategy must own the TF runtime.
     dist = make_distribution(run.settings.strategy)
     run.writes = dist.is_chief
-    model = _restore_or_build(run, dist, len(splits.x_train))
+    run.train_images = len(splits.x_train)
+    model = _restore_or_build(run, dist, run.train_images)
     _fit(run, model, splits, dist)
+    # The training images are not needed any more: their memory goes back before the
+    # export, which needs ~35 MB of its own (the training peak is set there).
+    splits = replace(splits, x_train=splits.x_train[:0])
+    gc.collect()
     return _write_outputs(run, model, splits, dist)
 
 
@@ -502,7 +569,22 @@ def _plan_run(
     if run.recipe.num_classes > 10:
         splits = _with_synthetic(run, splits)
     run.timings["data_seconds"] = time.perf_counter() - run.started
-    return run, splits
+    return run, _compact(splits)
+
+
+def _compact(splits: Splits) -> Splits:
+    """The splits training needs, in less memory: the training images as the uint8
+    values they were scaled from (a quarter of float32's size; the input pipeline scales
+    them back to the same float32 values) and no test images (``evaluate`` reads those).
+    Done before TensorFlow is imported, whose ~700 MB come on top of what is kept here."""
+    from dataclasses import replace
+
+    stored = _as_uint8(splits.x_train)
+    return replace(
+        splits,
+        x_train=splits.x_train if stored is None else stored,
+        x_test=splits.x_test[:0],
+    )
 
 
 def _with_synthetic(run: _Run, splits: Splits) -> Splits:
@@ -585,20 +667,32 @@ def _fit(run: _Run, model: Any, splits: Splits, dist: Distribution) -> None:
         "epochs": plan.epochs,
         "initial_epoch": run.state.epochs_done,
         "steps_per_epoch": run.steps_per_epoch,
-        "validation_data": (splits.x_val, splits.y_val),
         "callbacks": _make_callbacks(run),
     }
     try:
         if run.state.epochs_done < plan.epochs and dist.name == "multi-worker":
             from digitctl.distribute import fit_multi_worker
 
-            fit_multi_worker(model, dataset, distribution=dist, global_batch=global_batch, **common)
+            fit_multi_worker(
+                model,
+                dataset,
+                distribution=dist,
+                global_batch=global_batch,
+                validation_data=(splits.x_val, splits.y_val),
+                **common,
+            )
         elif run.state.epochs_done < plan.epochs:
             # shuffle=False: the dataset shuffles itself.
-            model.fit(dataset, validation_batch_size=512, shuffle=False, verbose=0, **common)
+            validation = validation_dataset(splits.x_val, splits.y_val)
+            model.fit(dataset, validation_data=validation, shuffle=False, verbose=0, **common)
     except KeyboardInterrupt:
         raise TrainingInterrupted(_interrupted_message(run)) from None
     run.timings["fit_seconds"] = time.perf_counter() - fit_started
+    # The traced training and validation steps (and, through them, the input pipeline)
+    # are not needed after fitting: ~25 MB.
+    for name in ("train_function", "test_function", "predict_function"):
+        if hasattr(model, name):
+            setattr(model, name, None)
     if run.best_weights is None:  # pragma: no cover - fit always runs one epoch
         raise DigitctlError("training produced no epoch; nothing was saved")
     model.set_weights(run.best_weights)
@@ -639,7 +733,7 @@ def _write_outputs(run: _Run, model: Any, splits: Splits, dist: Distribution) ->
         resumed_from=run.resumed_from,
         train_seconds=state.train_seconds,
         total_seconds=run.timings["total_seconds"],
-        train_images=len(splits.x_train),
+        train_images=run.train_images,
         history=state.history,
         extra_models=extra,
         strategy=dist.name,
@@ -684,7 +778,7 @@ def _model_card(
         },
         "data": {
             "fingerprint": state.fingerprint,
-            "train_images": len(splits.x_train),
+            "train_images": run.train_images,
             "validation_images": len(splits.x_val),
             "mirror": settings.mirror,
         },
@@ -762,7 +856,7 @@ def _augmented_sample(x: np.ndarray, y: np.ndarray, augmenter: Any, path: Path) 
     from digitctl import plots
 
     count = min(10, len(x))
-    originals = x[:count]
+    originals = x[:count] if x.dtype != np.uint8 else x[:count] / np.float32(255.0)
     rows = [originals] + [np.asarray(augmenter(originals, training=True)) for _ in range(3)]
     images = np.concatenate(rows)
     titles = [f"{int(label)}" for label in y[:count]] + [

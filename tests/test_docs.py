@@ -87,3 +87,21 @@ def test_python_api_examples_run(
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stderr.count("--- example") == len(examples)
     assert (tmp_path / "run1" / "models" / "best_model_card.json").is_file()
+
+
+def test_benchmarks_page_keeps_current_figures_and_the_history_stays_out_of_the_site() -> None:
+    page = (ROOT / "docs" / "benchmarks.md").read_text(encoding="utf-8")
+    assert len(page.splitlines()) < 200  # current numbers, one table per area
+    assert "stop 1" not in page and "Not adopted" not in page  # experiments live in NOTES
+    assert "Model name" in page or "AMD EPYC" in page  # the CPU is named
+    notes = ROOT / "benchmarks" / "NOTES.md"
+    assert notes.is_file() and "not adopted" in notes.read_text(encoding="utf-8").lower()
+    assert "NOTES.md" not in (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+
+
+def test_changelog_entries_are_a_line_or_two() -> None:
+    text = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    assert "## [Unreleased]" in text
+    bullets = [line for line in text.splitlines() if line.startswith("- ")]
+    words = [len(line.split()) for line in bullets]
+    assert sum(words) / len(words) < 35 and max(words) <= 60, max(words)

@@ -220,3 +220,54 @@ def test_feedback_clear_asks_first(workspace: Path, cli_args: list[str]) -> None
     runner.invoke(app, [*cli_args, "feedback", "add", "-l", "0", *paths])
     assert runner.invoke(app, [*cli_args, "feedback", "clear", "--yes"]).exit_code == 0
     assert FeedbackStore(workspace / "feedback").summary().total == 0
+
+
+class AnsweringPredictor:
+    """A stand-in model: ``read`` answers from a list of readings (None: not a digit);
+    its ten digit scores alone would always say 1, as a digits-only argmax would."""
+
+    def __init__(self, answers: list[int | None]) -> None:
+        self.answers = list(answers)
+
+    def predict_views(self, views: np.ndarray) -> np.ndarray:
+        return np.tile(np.eye(10, dtype=np.float32)[1], (len(views), 1))
+
+    def read(self, source: object):  # noqa: ANN201
+        from digitctl.reading import Digit, Reading
+
+        answer = self.answers.pop(0)
+        if answer is None:
+            return Reading("", [], status="not_a_digit", reason="not a digit", not_digit=0.9)
+        probabilities = [float(d == answer) for d in range(10)]
+        digit = Digit(answer, 1.0, probabilities, (0, 0, 8, 8), 0.0, False, np.zeros((28, 28)))
+        return Reading(str(answer), [digit])
+
+
+def test_a_not_a_digit_answer_for_a_labelled_digit_is_a_misreading(
+    workspace: Path, cli_args: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import digitctl.inference
+
+    fake = AnsweringPredictor([None, None, 7, None, None])
+    monkeypatch.setattr(digitctl.inference, "load_predictor", lambda settings: fake)
+    paths = write_images(workspace / "ones", range(5))
+    result = CliRunner().invoke(app, [*cli_args, "feedback", "add", "-l", "1", *paths])
+    assert result.exit_code == 0, result.output
+    assert "read 5 of 5 wrong" in result.stderr
+    summary = FeedbackStore(workspace / "feedback").summary()
+    assert summary.counts[1] == 5 and summary.misread[1] == 5
+    assert sorted(s.predicted for s in FeedbackStore(workspace / "feedback").samples()) == [
+        7,
+        10,
+        10,
+        10,
+        10,
+    ]
+
+
+def test_a_right_answer_is_not_a_misreading(tmp_path: Path) -> None:
+    settings = Settings(workspace=tmp_path, feedback_dir=tmp_path / "fb")
+    paths = write_images(tmp_path / "in", range(2))
+    outcomes = feedback.add_images(settings, paths, 3, predictor=AnsweringPredictor([3, None]))
+    assert [o.sample.predicted for o in outcomes if o.sample] == [3, 10]
+    assert FeedbackStore(tmp_path / "fb").summary().misread[3] == 1

@@ -411,3 +411,32 @@ def test_a_thin_one_on_a_small_dark_canvas_is_ink() -> None:
     maps = ink_maps(np.asarray(canvas, np.float32) / 255)
     assert not maps[0].dark_ink
     assert float(maps[0].ink.max()) > 0.9 and (maps[0].ink > 0.5).sum() > 40
+
+
+def test_numpy_arrays_are_sources(seven: np.ndarray) -> None:
+    grey = (seven * 255).astype(np.uint8)
+    expected = to_mnist(Image.fromarray(grey, "L"))
+    rgb = np.stack([grey] * 3, axis=-1)
+    rgba = np.dstack([rgb, np.full_like(grey, 255)])
+    sources = [grey, grey[:, :, None], seven.astype(np.float64), seven.astype(np.float32)]
+    sources += [rgb, rgba, rgb / 255.0, rgba.astype(np.float32) / 255, grey > 127]
+    for source in sources:
+        assert similarity(to_mnist(source), expected) > 0.97, (source.dtype, source.shape)
+    assert decode_grey(rgb)[1] == (grey.shape[1], grey.shape[0])
+
+
+@pytest.mark.parametrize(
+    "source",
+    [3, 2.5, None, [[0, 255]], {"image": b""}, np.zeros((4, 40, 40)), np.zeros((30, 30, 2))],
+    ids=["int", "float", "None", "list", "dict", "4-channel-first", "2-channel"],
+)
+def test_anything_else_is_a_type_error_naming_what_is_accepted(source: object) -> None:
+    with pytest.raises(TypeError, match=r"cannot read .*(NumPy array|H×W)"):
+        decode_grey(source)  # type: ignore[arg-type]
+
+
+def test_arrays_of_other_types_or_ranges_are_refused() -> None:
+    with pytest.raises(TypeError, match="uint8, or float in"):
+        decode_grey(np.zeros((30, 30), dtype=np.int64))
+    with pytest.raises(ImageError, match=r"\[0, 1\]"):
+        decode_grey(np.full((30, 30), 255.0))

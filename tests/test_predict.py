@@ -30,7 +30,7 @@ from digitctl.inference import load_predictor
 
 LABELS = (0, 1, 3, 4, 7)
 KEYS = ["path", "label", "confidence", "probabilities", "uncertain", "error"]
-READING_KEYS = ["text", "digits", "status", "reason"]
+READING_KEYS = ["text", "digits", "status", "reason", "separators", "model"]
 
 
 def build_template_model(path: Path) -> Path:
@@ -230,7 +230,7 @@ def test_json_lines_answer_every_input_in_order(
     for line, (_, expected) in zip(lines[1:-1], bad.values(), strict=True):
         assert expected in line["error"], line
         assert line["label"] is None and line["probabilities"] is None
-    errors = result.stderr.strip().splitlines()
+    errors = [line for line in result.stderr.strip().splitlines() if "Warning" not in line]
     assert len(errors) == len(bad) and all(e.startswith("Error: ") for e in errors)
     assert "Traceback" not in result.output
 
@@ -386,3 +386,68 @@ def test_worker_processes_give_the_same_answers(
     for a, b in zip(serial[:-1], parallel[:-1], strict=True):
         for x, y in zip(a.digits, b.digits, strict=True):
             np.testing.assert_allclose(x.view, y.view)
+
+
+# ---- which model answers ---------------------------------------------------------------
+def test_the_model_that_answers_is_named_with_where_it_came_from(
+    models: dict[str, Path], images: dict[str, Path], workspace: Path
+) -> None:
+    # A model trained in this folder (digits only: no "not a digit" output) is the default.
+    (workspace / "models").mkdir()
+    shutil.copy(models["lite"], workspace / "models" / "best_model.keras")
+    shutil.copy(models["lite"].with_suffix(".tflite"), workspace / "models" / "best_model.tflite")
+    inputs = [str(images["scan_1"]), str(images["canvas_3"])]
+    result = run("predict", *inputs)
+    assert result.exit_code == 0, result.output
+    assert "Predictions: best_model (workspace, litert)" in result.stdout
+    assert result.stderr.count('cannot say "not a digit"') == 1, result.stderr
+
+    result = run("predict", "--json", *inputs)
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["model"]["source"] for line in lines] == ["workspace", "workspace"]
+    assert lines[0]["model"]["name"] == "best_model" and not lines[0]["model"]["not_a_digit"]
+    assert all(list(line) == [*KEYS, *READING_KEYS] for line in lines)
+    assert result.stderr.count('cannot say "not a digit"') == 1
+
+    result = run("predict", "--json", "--model", "bundled", *inputs)
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["model"]["source"] for line in lines] == ["bundled", "bundled"]
+    assert lines[0]["model"]["name"] == "digitctl_cnn" and lines[0]["model"]["not_a_digit"]
+    assert "not a digit" not in result.stderr
+
+    result = run("predict", "--model", str(models["lite"]), inputs[0])
+    assert "Predictions: digits (--model, litert)" in result.stdout
+
+
+# ---- progress and summary ---------------------------------------------------------------
+def test_a_long_run_shows_progress_in_a_terminal_and_ends_with_a_summary(
+    models: dict[str, Path], images: dict[str, Path], tmp_path: Path, monkeypatch
+) -> None:  # noqa: ANN001
+    from digitctl import ui
+
+    blank = tmp_path / "blank.png"
+    Image.new("L", (64, 64), 255).save(blank)
+    letter = tmp_path / "broken.png"
+    letter.write_bytes(b"not an image")
+    inputs = [str(images["scan_1"]), str(images["canvas_3"]), str(blank), str(letter)]
+    monkeypatch.setattr(ui, "PROGRESS_AFTER_S", 0.0)  # every run counts as a long one here
+    terminal = {"COLUMNS": "100", "TTY_COMPATIBLE": "1"}
+    args = ["predict", "--model", str(models["lite"]), *inputs]
+    result = CliRunner().invoke(app, args, env=terminal)
+    assert result.exit_code == 1
+    assert "reading" in result.stderr and "4/4" in result.stderr  # the bar, on stderr
+    summary = result.stderr.strip().splitlines()[-1]
+    assert "4 images: 2 read, 0 not a digit, 2 errors in " in summary
+    assert summary.endswith("images/s)")
+    assert "reading" not in result.stdout and "images/s" not in result.stdout
+
+    # Not in a terminal: no bar, only the summary.
+    quiet = CliRunner().invoke(app, args, env={"COLUMNS": "100", "TTY_COMPATIBLE": "0"})
+    assert "4/4" not in quiet.stderr and "4 images: 2 read" in quiet.stderr
+
+    # --json: stdout holds the same JSON lines, and stderr no summary.
+    plain = CliRunner().invoke(app, [*args[:3], "--json", *inputs], env={"COLUMNS": "100"})
+    shown = CliRunner().invoke(app, [*args[:3], "--json", *inputs], env=terminal)
+    strip = lambda out: [{**json.loads(line), "model": None} for line in out.splitlines()]  # noqa: E731
+    assert strip(shown.stdout) == strip(plain.stdout) and len(strip(plain.stdout)) == 4
+    assert "images/s" not in shown.stderr + shown.stdout

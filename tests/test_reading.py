@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import realistic_images as ri
-from PIL import Image
+from PIL import Image, ImageDraw
 from typer.testing import CliRunner
 
 from digitctl import reading
@@ -458,3 +458,74 @@ def test_overlapping_digits_are_counted_and_read_with_the_sequence_model(
     assert lefts == sorted(lefts) and len(set(lefts)) == len(labels)
     for digit in answer.digits:
         assert abs(sum(digit.probabilities) - 1) < 1e-4 and digit.view.shape == (28, 28)
+
+
+def test_read_and_read_many_take_every_kind_of_source(tmp_path: Path) -> None:
+    import digitctl
+
+    drawn = Image.fromarray((ri.draw_digit(7, size=96) * 255).astype(np.uint8), "L")
+    drawn = Image.eval(drawn, lambda v: 255 - v)  # dark ink on white paper
+    path = tmp_path / "seven.png"
+    drawn.save(path)
+    data = path.read_bytes()
+    grey = np.asarray(drawn)
+    sources = [
+        path,
+        str(path),
+        data,
+        io.BytesIO(data),
+        drawn,
+        grey,
+        grey / 255.0,
+        np.stack([grey] * 3, axis=-1),
+        np.dstack([grey] * 3 + [np.full_like(grey, 255)]),
+    ]
+    assert digitctl.read(grey).text == "7"
+    readings = list(digitctl.read_many(sources))
+    assert [r.text for r in readings] == ["7"] * len(sources)
+    with pytest.raises(TypeError, match="a path, bytes, a binary file object, a NumPy array"):
+        digitctl.read([[0, 255], [255, 0]])
+    with pytest.raises(TypeError, match="PIL image"):
+        list(digitctl.read_many([data, 42]))
+
+
+# ---- small writing on a big page ------------------------------------------------------
+def test_a_clear_digit_on_a_large_clean_page_is_read(predictor: Predictor) -> None:
+    # The 7: under 0.5% of the pixels are ink.
+    page = Image.new("L", (2000, 1500), 255)
+    ImageDraw.Draw(page).line([(900, 600), (1100, 600), (950, 900)], fill=0, width=20)
+    reading = predictor.read(png(page))
+    assert (reading.status, reading.text) == ("ok", "7")
+    x0, y0, x1, y1 = reading.digits[0].box
+    assert abs(x0 - 890) <= 20 and abs(y0 - 590) <= 20 and abs(x1 - 1110) <= 20
+    assert abs(y1 - 910) <= 20
+
+
+def test_a_number_on_a_big_photographed_sheet_is_read(predictor: Predictor) -> None:
+    # A 6000×4000 photo (uneven light, grain, JPEG) holding a ~1180×313 number.
+    rng = np.random.default_rng(5)
+    drawn = number_image("3170", gap=1.3, margin=0)
+    drawn = drawn.resize((round(drawn.width * 313 / drawn.height), 313), Image.Resampling.BICUBIC)
+    number = np.asarray(drawn, np.float32) / 255
+    h, w = number.shape
+    assert 1000 < w < 1400 and h == 313
+    yy, xx = np.mgrid[0:4000, 0:6000].astype(np.float32)
+    paper = 0.8 + 0.02 * (xx / 6000) - 0.015 * (yy / 4000)
+    paper += rng.normal(0, 0.01, paper.shape).astype(np.float32)
+    top, left = 2300, 3500
+    ink = 1 - number  # number_image: dark ink (0.15) on white
+    paper[top : top + h, left : left + w] *= 1 - 0.9 * ink / ink.max()
+    assert float((paper < 0.7).mean()) < 0.005  # too little ink for the quantile test
+    buffer = io.BytesIO()
+    Image.fromarray((paper.clip(0, 1) * 255).astype(np.uint8), "L").convert("RGB").save(
+        buffer, "JPEG", quality=88
+    )
+    reading = predictor.read(buffer.getvalue())
+    assert (reading.status, reading.text) == ("ok", "3170")
+
+
+def test_a_big_blank_page_stays_blank(predictor: Predictor) -> None:
+    rng = np.random.default_rng(2)
+    page = np.clip(0.9 + rng.normal(0, 0.01, (1500, 2000)), 0, 1)
+    reading = predictor.read(Image.fromarray((page * 255).astype(np.uint8), "L"))
+    assert reading.status == "no_digit" and reading.text == ""

@@ -212,3 +212,28 @@ def test_fast_recipe_reaches_99_percent_on_real_mnist(cli_args: list[str]) -> No
     evaluated = CliRunner().invoke(app, [*cli_args, "evaluate", "--mirror", mirror, "--json"])
     assert evaluated.exit_code == 0, evaluated.output
     assert json.loads(evaluated.stdout)["accuracy"] >= 0.99
+
+
+def test_the_training_pipeline_gives_the_float_images_from_their_uint8_values() -> None:
+    # The images are kept as uint8 (a quarter of the memory) and scaled back in the
+    # pipeline: every batch must hold exactly the float32 values preprocess wrote.
+    from digitctl.training import _as_uint8, training_dataset, validation_dataset
+
+    rng = np.random.default_rng(0)
+    raw = rng.integers(0, 256, size=(50, 28, 28, 1), dtype=np.uint8)
+    x = raw.astype(np.float32) / np.float32(255.0)
+    y = rng.integers(0, 10, size=50).astype(np.uint8)
+    assert np.array_equal(_as_uint8(x), raw)
+    assert _as_uint8(x * 0.5) is None  # not scaled from uint8: kept as float32
+    seen = []
+    for images, labels in training_dataset(raw, y, 16, seed=1, augmenter=None).take(4):
+        images, labels = images.numpy(), labels.numpy()
+        assert images.dtype == np.float32 and images.shape[1:] == (28, 28, 1)
+        for image, label in zip(images, labels, strict=True):
+            index = int(np.flatnonzero((x == image).all(axis=(1, 2, 3)))[0])
+            assert y[index] == label
+            seen.append(index)
+    assert len(set(seen[:50])) == 50  # one epoch: every image once
+    batches = list(validation_dataset(x, y, 16))
+    assert [len(b[0]) for b in batches] == [16, 16, 16, 2]
+    assert np.array_equal(np.concatenate([b[0].numpy() for b in batches]), x)

@@ -24,6 +24,7 @@ from PIL import Image, ImageDraw, ImageFont
 from digitctl.config import Settings, load_settings
 from digitctl.errors import DigitctlError, ImageError, NoDigitFound
 from digitctl.process import tune_process
+from digitctl.robust import NOT_A_DIGIT as NOT_A_DIGIT_ANSWER
 
 if TYPE_CHECKING:
     from digitctl.inference import Predictor
@@ -402,13 +403,15 @@ def png_bytes(image: Image.Image) -> bytes:
 
 def correction_sample(
     reading: Reading, image: Image.Image, original: tuple[str, bytes], index: int
-) -> tuple[str, bytes, int | None, np.ndarray | None]:
+) -> tuple[str, bytes, int, np.ndarray | None]:
     """(name, bytes, model's answer, view) of what a correction stores: the whole input
     for a one-digit (or not-a-digit) reading, else the chosen digit's crop of the input."""
     name, data = original
     if len(reading.digits) <= 1:
-        digit = reading.digits[0] if reading.digits else None
-        return name, data, digit.label if digit else None, digit.view if digit else None
+        if not reading.digits:
+            # No digit read is a wrong answer too: stored as NOT_A_DIGIT, a misreading.
+            return name, data, NOT_A_DIGIT_ANSWER, None
+        return name, data, reading.digits[0].label, reading.digits[0].view
     digit = reading.digits[index]
     x0, y0, x1, y1 = digit.box
     pad = max(2, (y1 - y0) // 8)
