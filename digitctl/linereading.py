@@ -44,6 +44,12 @@ LINE_GAP = 0.35
 # Around a line's ink, this share of its height is kept as margin when it is cropped.
 LINE_MARGIN = 0.35
 FIND_SIDE = 512  # lines are looked for at most this many pixels a side
+# Images under this many pixels on their short side are read whole: a crop of one line or
+# one digit (in a tight crop every stroke touches an edge, and looking for lines there
+# only cut the digit apart: tight 68.6% read whole, 57.4% searched, seed 1).
+FIND_FROM = 64
+# Writing found in under this share of the image is small in it (a number on a page).
+SMALL_WRITING = 0.25
 # A stroke touching the image's edge and longer than this share of the side is furniture
 # when looking for lines (it is still in what the model reads).
 EDGE_STROKE = 0.6
@@ -132,7 +138,7 @@ def find_lines(mask: np.ndarray) -> list[Line]:
     h, w = mask.shape
     rows = mask.sum(axis=1) >= max(2, ROW_INK_SHARE * w)
     runs = _runs(rows)
-    if not runs:
+    if not runs or min(h, w) < FIND_FROM:  # a crop of a line or a digit: read it whole
         return [Line(0, h, 0, w)]
     bands = [list(runs[0])]
     for start, stop in runs[1:]:
@@ -185,8 +191,7 @@ def read_image(
     ink = ink_signal(grey)
     x0, y0, x1, y1 = window if window is not None else (0, 0, size[0], size[1])
     frame = (x0, y0, (x1 - x0) / grey.shape[1], (y1 - y0) / grey.shape[0])
-    lines = find_lines(writing_mask(grey))
-    readings = [model.read(grey[ln.top : ln.bottom, ln.left : ln.right]) for ln in lines]
+    lines, readings = _lines_read(grey, model)
     digits: list[Digit] = []
     texts: list[str] = []
     separators: list[dict] = []
@@ -212,6 +217,41 @@ def read_image(
         )
     not_digit = max(d.not_digit for d in digits)
     return Reading("\n".join(texts), digits, "ok", None, not_digit, size, separators)
+
+
+def _lines_read(grey: np.ndarray, model: LineModel) -> tuple[list[Line], list[LineReading]]:
+    """The image read whole, as the model was trained, and, when lines are found in it,
+    read line by line: the line reading is kept when the model is surer of the lines than
+    of the whole (:func:`_sureness`), or when the whole read
+    nothing and the writing found is small in the image (a number on a page; a letter
+    that fills its crop stays "not a digit"). The model judges, so that a digit the
+    search cut apart (an 8 with a broken waist) or a band that is only a rule does not
+    replace a good whole reading."""
+    h, w = grey.shape
+    whole = [Line(0, h, 0, w)]
+    whole_reading = model.read(grey)
+    lines = find_lines(writing_mask(grey))
+    if lines == whole:
+        return whole, [whole_reading]
+    readings = [model.read(grey[ln.top : ln.bottom, ln.left : ln.right]) for ln in lines]
+    read = [r for r in readings if r.text]
+    sure = _sureness(read) if read else 0.0
+    found_small = sum((ln.bottom - ln.top) * (ln.right - ln.left) for ln in lines) < (
+        SMALL_WRITING * h * w
+    )
+    whole_sure = _sureness([whole_reading])
+    if read and (sure > whole_sure or (not whole_reading.text and found_small)):
+        return lines, readings
+    return whole, [whole_reading]
+
+
+def _sureness(readings: list[LineReading]) -> float:
+    """How sure the model is of some readings, per decision it made: the geometric mean
+    of their path probabilities over their characters and one blank each (so that two
+    lines of three digits are not less sure than one line of one digit for being more)."""
+    decisions = sum(len(r.characters) + 1 for r in readings)
+    logs = sum(np.log(max(r.confidence, 1e-30)) for r in readings)
+    return float(np.exp(logs / decisions))
 
 
 def _columns(line_reading: LineReading, crop: np.ndarray) -> list[tuple[int, int]]:

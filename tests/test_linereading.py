@@ -13,20 +13,23 @@ from digitctl.linereader import BLANK, CHARSET, LineReading, ctc_decode, normali
 class ScriptedModel:
     """Reads what it is told, spread evenly over the strip; records what it was shown."""
 
-    def __init__(self, *texts: str) -> None:
+    def __init__(self, *texts: str | tuple[str, float]) -> None:
         self.texts = list(texts)
         self.shown: list[np.ndarray] = []
 
     def read(self, image: np.ndarray) -> LineReading:
         self.shown.append(image)
         text = self.texts.pop(0)
+        peak = 0.9
+        if isinstance(text, tuple):  # (text, how sure of each character)
+            text, peak = text
         steps = normalize_line(image).shape[1] // 4
         rows = np.full((steps, BLANK + 1), 0.01, np.float32)
         rows[:, BLANK] = 0.9
         for i, char in enumerate(text):
             step = int((i + 0.5) * steps / len(text))
             rows[step] = 0.01
-            rows[step, CHARSET.index(char)] = 0.9
+            rows[step, CHARSET.index(char)] = peak
         return ctc_decode(rows)
 
 
@@ -71,19 +74,30 @@ def test_two_lines_are_read_one_at_a_time_top_to_bottom() -> None:
     page = _paper(200, 300)
     _write(page, 20, 20, 50, 200)
     _write(page, 130, 40, 50, 220)
-    model = ScriptedModel("12", "345")
+    model = ScriptedModel(("81", 0.4), "12", "345")  # read whole first: unsure
     answer = linereading.read_image(page, (300, 200), model)
     assert answer.text == "12\n345" and [d.line for d in answer.digits] == [0, 0, 1, 1, 1]
-    assert len(model.shown) == 2 and all(shown.shape[0] < 100 for shown in model.shown)
+    whole, *lines = model.shown
+    assert whole.shape == (200, 300) and len(lines) == 2
+    assert all(shown.shape[0] < 100 for shown in lines)
+
+
+def test_a_whole_reading_the_model_is_surer_of_than_of_the_lines_is_kept() -> None:
+    page = _paper(200, 300)
+    _write(page, 20, 20, 50, 200)
+    _write(page, 130, 40, 50, 220)
+    # read whole: "8", sure; the lines: "0" and "0", unsure
+    answer = linereading.read_image(page, (300, 200), ScriptedModel("8", ("0", 0.5), ("0", 0.5)))
+    assert answer.text == "8"
 
 
 def test_a_small_number_on_a_large_page_is_read_from_a_crop_around_it() -> None:
     page = _paper(1000, 1400)
     _write(page, 500, 600, 60, 90)
-    model = ScriptedModel("7")
+    model = ScriptedModel("", "7")
     answer = linereading.read_image(page, (2800, 2000), model)
     assert answer.text == "7"
-    (shown,) = model.shown
+    _, shown = model.shown
     assert shown.shape[0] < 150 and shown.shape[1] < 200, "cropped around the writing"
     x0, y0, x1, y1 = answer.digits[0].box
     assert 1150 < x0 < x1 < 1450 and 950 < y0 < y1 < 1150, "boxed in the input's pixels"
@@ -160,3 +174,44 @@ def test_the_reader_setting_is_checked() -> None:
     assert load_settings(overrides={"reader": "line"}).reader == "line"
     with pytest.raises(ConfigError, match="reader"):
         load_settings(overrides={"reader": "ocr"})
+
+
+def _drawn(draw_lines, size=(280, 280)) -> np.ndarray:
+    from PIL import Image, ImageDraw
+
+    image = Image.new("L", size, 255)
+    draw_lines(ImageDraw.Draw(image))
+    return np.asarray(image)
+
+
+def _printed(text: str) -> np.ndarray:
+    from PIL import Image, ImageDraw, ImageFont
+
+    from digitctl.synth import font_folder
+
+    font = ImageFont.truetype(f"{font_folder()}/DejaVuSans.ttf", 48)
+    image = Image.new("L", (40 * len(text) + 40, 80), 255)
+    ImageDraw.Draw(image).text((20, 10), text, fill=0, font=font)
+    return np.asarray(image)
+
+
+def test_the_bundled_line_reader_reads_digits_and_not_letters_or_shapes() -> None:
+    from digitctl.config import Settings
+    from digitctl.inference import load_predictor
+    from digitctl.modelfiles import bundled_reader_path
+
+    assert bundled_reader_path().exists(), "the line reader ships in the package"
+    predictor = load_predictor(Settings(reader="line"))
+    assert predictor.line_model == bundled_reader_path()
+    one = _drawn(lambda d: d.line([(140, 40), (145, 240)], fill=0, width=18))
+    assert predictor.read(one).text == "1", "a single stroke drawn in the canvas is a 1"
+    assert predictor.read(_printed("2026")).text == "2026"
+    letter_a = _drawn(
+        lambda d: (
+            d.line([(60, 240), (140, 40), (220, 240)], fill=0, width=14),
+            d.line([(95, 160), (185, 160)], fill=0, width=14),
+        )
+    )
+    assert predictor.read(letter_a).status == "not_a_digit", "a drawn A is no 4"
+    triangle = _drawn(lambda d: d.polygon([(140, 40), (240, 240), (40, 240)], outline=0, width=10))
+    assert predictor.read(triangle).status == "not_a_digit"
