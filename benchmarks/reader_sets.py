@@ -872,6 +872,8 @@ def render_page(rng, images, labels) -> tuple[bytes, str, dict]:
     rgb = grey[..., None] * base
     ih, iw = ink.shape
     region = rgb[top : top + ih, left : left + iw]
+    ink = ink[: region.shape[0], : region.shape[1]]  # a number wider than the page is cut
+    ih, iw = ink.shape
     rgb[top : top + ih, left : left + iw] = blend(region, ink, colour, rng.uniform(0.8, 1.0))
     image = Image.fromarray(np.clip(rgb * 255, 0, 255).astype(np.uint8), "RGB")
     if photographed:

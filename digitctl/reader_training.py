@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from digitctl.ctc import ctc_loss, progress_callback, softmax
 from digitctl.linereader import BLANK, CHARSET, READER_NAME, STRIDE, ctc_decode
 from digitctl.scenes import MAX_LABEL, TRAIN_WIDTH, DigitPools, render_batch
 
@@ -76,28 +77,6 @@ def build_reader_model(recipe: ReaderRecipe) -> Any:
     x = layers.Conv1D(recipe.head, 5, padding="same", activation="relu")(x)
     outputs = layers.Dense(BLANK + 1, name="logits")(x)
     return keras.Model(inputs, outputs, name=READER_NAME)
-
-
-def _ctc_loss(y_true: Any, logits: Any) -> Any:
-    import tensorflow as tf
-
-    labels = tf.cast(y_true, tf.int32)
-    label_length = tf.reduce_sum(tf.cast(labels >= 0, tf.int32), axis=1)
-    logit_length = tf.fill([tf.shape(logits)[0]], tf.shape(logits)[1])
-    loss = tf.nn.ctc_loss(
-        labels=tf.maximum(labels, 0),
-        logits=logits,
-        label_length=label_length,
-        logit_length=logit_length,
-        logits_time_major=False,
-        blank_index=BLANK,
-    )
-    return tf.reduce_mean(loss)
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
 def decode_targets(targets: np.ndarray) -> list[str]:
@@ -296,7 +275,8 @@ def train_reader_model(
         alpha=0.02,
     )
     model = build_reader_model(recipe)
-    model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=5.0), loss=_ctc_loss)
+    loss = ctc_loss(BLANK)
+    model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=5.0), loss=loss)
     state: dict[str, Any] = {"recipe": _recipe_dict(recipe), "history": [], "best": [-1.0, 0]}
     if resume:
         if not state_file.exists():
@@ -306,7 +286,7 @@ def train_reader_model(
             raise ConfigError("the saved reader run used another recipe; rerun without --resume")
         state = saved
         model = keras.saving.load_model(
-            run_dir / "last.keras", custom_objects={"_ctc_loss": _ctc_loss}, compile=True
+            run_dir / "last.keras", custom_objects={loss.__name__: loss}, compile=True
         )
         state["elapsed"] = state.get("elapsed", 0.0)
     elif run_dir.exists():
@@ -317,7 +297,7 @@ def train_reader_model(
     if progress is not None:
         task = progress.add_task("training the line reader", total=steps * recipe.epochs, status="")
         progress.advance(task, steps * done)
-    callbacks = [_ProgressCallback(progress, task)] if progress is not None else []
+    callbacks = [progress_callback(progress, task)] if progress is not None else []
     options = tf.data.Options()
     options.autotune.enabled = False  # a teardown stall otherwise (notes/keras-on-this-cpu)
     for epoch in range(done, recipe.epochs):
@@ -329,7 +309,7 @@ def train_reader_model(
             data.with_options(options), epochs=1, verbose=0, shuffle=False, callbacks=callbacks
         )
         logits = model.predict(x_val, batch_size=256, verbose=0)
-        figures = validation_figures(_softmax(logits), y_val)
+        figures = validation_figures(softmax(logits), y_val)
         state["history"].append(
             {"epoch": epoch + 1, "loss": round(float(fit.history["loss"][-1]), 4), **figures}
         )
@@ -371,16 +351,3 @@ def train_reader_model(
 
 def _recipe_dict(recipe: ReaderRecipe) -> dict[str, Any]:
     return {**asdict(recipe), "filters": list(recipe.filters)}
-
-
-class _ProgressCallback:
-    """Advances a Rich progress task by one step per training batch (a Keras callback)."""
-
-    def __new__(cls, progress: Progress, task: Any) -> Any:
-        import keras
-
-        class Callback(keras.callbacks.Callback):
-            def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
-                progress.advance(task)
-
-        return Callback()

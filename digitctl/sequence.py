@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
+from digitctl.ctc import ctc_loss, progress_callback, softmax
+
 if TYPE_CHECKING:
     from rich.progress import Progress
 
@@ -320,34 +322,12 @@ def build_sequence_model(recipe: SequenceRecipe) -> Any:
     return keras.Model(inputs, outputs, name="digitctl_sequence")
 
 
-def _ctc_loss(y_true: Any, logits: Any) -> Any:
-    import tensorflow as tf
-
-    labels = tf.cast(y_true, tf.int32)
-    label_length = tf.reduce_sum(tf.cast(labels >= 0, tf.int32), axis=1)
-    logit_length = tf.fill([tf.shape(logits)[0]], tf.shape(logits)[1])
-    loss = tf.nn.ctc_loss(
-        labels=tf.maximum(labels, 0),
-        logits=logits,
-        label_length=label_length,
-        logit_length=logit_length,
-        logits_time_major=False,
-        blank_index=BLANK,
-    )
-    return tf.reduce_mean(loss)
-
-
 def string_accuracy(probabilities: np.ndarray, targets: np.ndarray) -> float:
     """Share of strips whose greedy decoding is exactly the target string."""
     right = 0
     for row, target in zip(probabilities, targets, strict=True):
         right += greedy_decode(row).labels == [int(t) for t in target if t >= 0]
     return right / max(1, len(targets))
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
 @dataclass
@@ -451,13 +431,13 @@ def train_sequence_model(
         warmup_target=recipe.learning_rate,
         warmup_steps=steps // 2,
     )
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=_ctc_loss)
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=ctc_loss(BLANK))
     task = None
     if progress is not None:
         task = progress.add_task(
             "training the sequence model", total=steps * recipe.epochs, status=""
         )
-    callbacks = [_ProgressCallback(progress, task)] if progress is not None else []
+    callbacks = [progress_callback(progress, task)] if progress is not None else []
     best: tuple[float, int] = (-1.0, -1)
     history = []
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -475,7 +455,7 @@ def train_sequence_model(
                 data.with_options(options), epochs=1, verbose=0, shuffle=False, callbacks=callbacks
             )
             accuracy = string_accuracy(
-                _softmax(model.predict(x_val, batch_size=256, verbose=0)), y_val
+                softmax(model.predict(x_val, batch_size=256, verbose=0)), y_val
             )
             loss = float(fit.history["loss"][-1])
             history.append(
@@ -506,16 +486,3 @@ def train_sequence_model(
     }
     write_json(out_dir / f"{SEQUENCE_NAME}_card.json", card)
     return card
-
-
-class _ProgressCallback:
-    """Advances a Rich progress task by one step per training batch (a Keras callback)."""
-
-    def __new__(cls, progress: Progress, task: Any) -> Any:
-        import keras
-
-        class Callback(keras.callbacks.Callback):
-            def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
-                progress.advance(task)
-
-        return Callback()
