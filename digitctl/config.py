@@ -51,6 +51,7 @@ class Settings:
     model: Path | None = None  # None: workspace model, else the bundled one
     uncertain_below: float = 0.6
     unsafe_load: bool = False
+    cluster_address: str | None = None  # Dask scheduler for predict --engine dask
     # Serving
     host: str = "127.0.0.1"
     port: int = 8501
