@@ -12,7 +12,7 @@ from digitctl.errors import DigitctlError
 
 __version__ = "0.1.0"
 
-_API = ("evaluate", "finetune", "load_model", "read", "train")
+_API = ("evaluate", "finetune", "load_model", "read", "read_many", "train")
 
 
 def __getattr__(name: str) -> Any:

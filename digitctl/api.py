@@ -10,6 +10,7 @@ pass a ready :class:`~digitctl.config.Settings` as ``settings``.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,7 @@ from digitctl.config import Settings, load_settings
 if TYPE_CHECKING:
     from rich.progress import Progress
 
+    from digitctl.batch import BatchProgress, BatchSummary
     from digitctl.evaluation import Evaluation
     from digitctl.imaging import ImageSource
     from digitctl.inference import Predictor
@@ -56,6 +58,37 @@ def read(source: ImageSource, model: ModelPath = None) -> Reading:
     length one (``.label``). To read many images, load the model once with
     :func:`load_model` and call its ``read`` / ``read_many``."""
     return load_model(model).read(source)
+
+
+def read_many(
+    paths: Sequence[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    *,
+    engine: str = "local",
+    workers: int | None = None,
+    shard_size: int | None = None,
+    recursive: bool = False,
+    on_progress: Callable[[BatchProgress], None] | None = None,
+    settings: Settings | None = None,
+    **overrides: Any,
+) -> BatchSummary:
+    """Read a batch of any size into JSON Lines shards in ``out``, as ``digitctl predict
+    --out`` does: one line per input, each the line ``predict --json`` writes. Inputs are
+    files, folders, globs or manifests (.txt/.csv of paths). A rerun reads only the inputs
+    ``out`` has no answer for. ``engine="dask"`` reads on the Dask cluster at
+    ``cluster_address`` (a setting), else on a local one of ``workers`` processes."""
+    from digitctl.batch import SHARD_SIZE, read_batch
+
+    return read_batch(
+        [os.fspath(p) for p in paths],
+        out,
+        settings=_settings(settings, overrides),
+        engine=engine,
+        workers=workers,
+        shard_size=shard_size or SHARD_SIZE,
+        recursive=recursive,
+        on_progress=on_progress,
+    )
 
 
 def train(
