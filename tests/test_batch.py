@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +24,7 @@ import digitctl
 from digitctl.batch import BatchProgress, expand_paths, read_batch
 from digitctl.cli import app
 from digitctl.config import Settings
-from digitctl.errors import ConfigError
+from digitctl.errors import ConfigError, DigitctlError
 
 ROOT = Path(__file__).resolve().parent.parent
 distributed = pytest.importorskip("distributed", reason='needs pip install "digitctl[cluster]"')
@@ -157,6 +158,15 @@ def test_engine_needs_an_output_folder(images: Path) -> None:
 # --------------------------------------------------------------------------------------
 # the Dask engine
 # --------------------------------------------------------------------------------------
+def test_without_the_extra_the_dask_engine_says_what_to_install(
+    images: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed fails
+    with pytest.raises(DigitctlError, match=r'pip install "digitctl\[cluster\]"'):
+        read_batch([str(images)], tmp_path / "answers", engine="dask")
+    assert not list((tmp_path / "answers").iterdir())
+
+
 def test_workers_import_this_checkout(cluster: distributed.LocalCluster) -> None:
     with distributed.Client(cluster) as client:
         files = client.run(lambda: __import__("digitctl").__file__)
@@ -210,15 +220,17 @@ def test_a_killed_worker_loses_no_input(
     tmp_path: Path,
 ) -> None:
     out = tmp_path / "answers"
-    with distributed.Client(cluster) as client:
-        pids = client.run(os.getpid)
-    victim = sorted(pids.values())[0]
-    killed: list[int] = []
+    killed: dict[str, list[str]] = {}  # the worker killed: the shards it was reading
 
-    def kill_a_worker(step: BatchProgress) -> None:
-        if step.done > 0 and not killed:  # the other shards are queued on both workers
-            os.kill(victim, signal.SIGKILL)
-            killed.append(victim)
+    def kill_a_busy_worker(step: BatchProgress) -> None:
+        if killed or step.done == 0:
+            return
+        with distributed.Client(cluster) as client:
+            busy = {w: keys for w, keys in client.processing().items() if keys}
+            pids = client.run(os.getpid)
+        victim = sorted(busy)[0]
+        os.kill(pids[victim], signal.SIGKILL)
+        killed[victim] = list(busy[victim])
 
     summary = read_batch(
         [str(images)],
@@ -226,10 +238,12 @@ def test_a_killed_worker_loses_no_input(
         engine="dask",
         settings=on_cluster,
         shard_size=2,
-        on_progress=kill_a_worker,
+        on_progress=kill_a_busy_worker,
     )
-    assert killed and summary.answered == 24 and summary.shards == 12
+    (lost,) = killed.values()
+    assert lost, "the killed worker had shards to read"
+    assert summary.answered == 24 and summary.shards == 12
     assert_same_answers(out, expected)
     with distributed.Client(cluster) as client:
-        client.wait_for_workers(2, timeout=60)  # the nanny restarted it
-        assert victim not in client.run(os.getpid).values()
+        client.wait_for_workers(2, timeout=60)  # the nanny started a new one
+        assert set(killed).isdisjoint(client.scheduler_info(n_workers=-1)["workers"])
