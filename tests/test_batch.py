@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -210,6 +212,38 @@ def test_an_interrupted_driver_reruns_only_the_rest(
     summary = read_batch([str(images)], out, engine="dask", settings=on_cluster, shard_size=3)
     assert (summary.answered_before, summary.answered) == (6, 18)
     assert_same_answers(out, expected)
+
+
+def test_ctrl_c_stops_the_driver_and_the_rerun_reads_the_rest(
+    images: Path, on_cluster: Settings, tmp_path: Path
+) -> None:
+    batch = tmp_path / "batch"  # 144 inputs, two a shard: a run of a few seconds
+    batch.mkdir()
+    for copy in range(6):
+        for image in images.iterdir():
+            os.link(image, batch / f"{copy}-{image.name}")
+    out = tmp_path / "answers"
+    args = [sys.executable, "-m", "digitctl", "predict", str(batch), "--out", str(out)]
+    args += ["--engine", "dask", "--address", str(on_cluster.cluster_address)]
+    args += ["--shard-size", "2", "--json"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    driver = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True
+    )
+    deadline = time.monotonic() + 60
+    while len(list(out.glob("part-*.jsonl"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    driver.send_signal(signal.SIGINT)
+    _, stderr = driver.communicate(timeout=60)
+    assert driver.returncode == 130 and "interrupted" in stderr
+    kept = len(shard_lines(out))
+    assert 4 <= kept < 144
+
+    rerun = subprocess.run(args, capture_output=True, text=True, env=env, timeout=120)
+    summary = json.loads(rerun.stdout.strip().splitlines()[-1])
+    assert (summary["answered_before"], summary["answered"]) == (kept, 144 - kept)
+    paths = [json.loads(line)["path"] for line in shard_lines(out)]
+    assert len(paths) == 144 and len(set(paths)) == 144
 
 
 def test_a_killed_worker_loses_no_input(
