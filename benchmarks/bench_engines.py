@@ -33,6 +33,13 @@ def read_chunk(paths: list[str]) -> list[str]:
     from digitctl.inference import load_predictor
 
     if _PREDICTOR is None:
+        from digitctl.process import tune_process
+
+        # as digitctl's own reading processes do (OpenCV on one thread, freed memory
+        # kept): without it a Dask worker, whose nanny sets MALLOC_TRIM_THRESHOLD_=65536,
+        # reads 25% slower than a Ray actor (--untuned)
+        if os.environ.get("BENCH_UNTUNED") != "1":
+            tune_process(predicting=True)
         _PREDICTOR = load_predictor()
     texts = []
     for path in paths:
@@ -83,7 +90,10 @@ def main() -> None:
     parser.add_argument("--images", type=Path, required=True)
     parser.add_argument("--count", type=int, default=4000)
     parser.add_argument("--chunk", type=int, default=500)
+    parser.add_argument("--untuned", action="store_true", help="workers as the engine starts them")
     options = parser.parse_args()
+    if options.untuned:
+        os.environ["BENCH_UNTUNED"] = "1"  # before the workers start: they inherit it
     files = sorted(str(p) for p in options.images.iterdir() if p.suffix in (".png", ".jpg"))
     files = files[: options.count]
     chunks = [files[i : i + options.chunk] for i in range(0, len(files), options.chunk)]

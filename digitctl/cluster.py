@@ -132,5 +132,11 @@ def _worker_predictor(settings: Settings) -> Predictor:
     loaded: dict[str, Predictor] = worker.__dict__.setdefault("_digitctl_predictors", {})
     key = repr(sorted(settings.as_dict().items()))
     if key not in loaded:
+        from digitctl.process import tune_process
+
+        # As in predict's own processes: OpenCV on one thread, and freed memory kept for
+        # reuse. A Dask nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536: measured in
+        # a worker, 465 page faults an image without this, 11 with it (-12% CPU).
+        tune_process(predicting=True, debug=settings.debug)
         loaded[key] = load_predictor(settings)
     return loaded[key]
