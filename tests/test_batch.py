@@ -230,16 +230,16 @@ def test_ctrl_c_stops_the_driver_and_the_rerun_reads_the_rest(
     driver = subprocess.Popen(
         args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True
     )
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while len(list(out.glob("part-*.jsonl"))) < 2 and time.monotonic() < deadline:
         time.sleep(0.02)
     driver.send_signal(signal.SIGINT)
-    _, stderr = driver.communicate(timeout=60)
+    _, stderr = driver.communicate(timeout=120)
     assert driver.returncode == 130 and "interrupted" in stderr
     kept = len(shard_lines(out))
     assert 4 <= kept < 144
 
-    rerun = subprocess.run(args, capture_output=True, text=True, env=env, timeout=120)
+    rerun = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
     summary = json.loads(rerun.stdout.strip().splitlines()[-1])
     assert (summary["answered_before"], summary["answered"]) == (kept, 144 - kept)
     paths = [json.loads(line)["path"] for line in shard_lines(out)]
@@ -262,6 +262,8 @@ def test_a_killed_worker_loses_no_input(
         with distributed.Client(cluster) as client:
             busy = {w: keys for w, keys in client.processing().items() if keys}
             pids = client.run(os.getpid)
+        if not busy:  # the next shards are not handed out yet: try at the next shard
+            return
         victim = sorted(busy)[0]
         os.kill(pids[victim], signal.SIGKILL)
         killed[victim] = list(busy[victim])
