@@ -10,7 +10,7 @@ pass a ready :class:`~digitctl.config.Settings` as ``settings``.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +19,7 @@ from digitctl.config import Settings, load_settings
 if TYPE_CHECKING:
     from rich.progress import Progress
 
+    from digitctl.batch import BatchProgress, BatchSummary
     from digitctl.errors import ImageError
     from digitctl.evaluation import Evaluation
     from digitctl.imaging import ImageSource
@@ -64,11 +65,49 @@ def read(source: ImageSource, model: ModelPath = None) -> Reading:
 
 
 def read_many(
-    sources: Iterable[ImageSource], model: ModelPath = None, workers: int = 1
-) -> Iterator[Reading | ImageError]:
-    """Readings of ``sources`` (each as :func:`read` accepts) in order, the model loaded
-    once; an image that cannot be decoded yields its ImageError instead of a reading."""
-    yield from load_model(model).read_many(sources, workers=workers)
+    sources: Iterable[ImageSource] | Sequence[str | os.PathLike[str]],
+    out: str | os.PathLike[str] | None = None,
+    *,
+    model: ModelPath = None,
+    workers: int | None = None,
+    engine: str = "local",
+    shard_size: int | None = None,
+    recursive: bool = False,
+    on_progress: Callable[[BatchProgress], None] | None = None,
+    settings: Settings | None = None,
+    **overrides: Any,
+) -> Iterator[Reading | ImageError] | BatchSummary:
+    """Read many images with the model loaded once.
+
+    Without ``out``: the readings of ``sources`` (each as :func:`read` accepts) in order,
+    an image that cannot be decoded yielding its ImageError instead; ``workers`` processes
+    read a big batch.
+
+    With ``out``: a batch of any size read into JSON Lines shards in ``out``, as
+    ``digitctl predict --out`` does (one line per input, each the line ``predict --json``
+    writes), returning a summary. Inputs are files, folders, globs or manifests
+    (.txt/.csv of paths); a rerun reads only the inputs ``out`` has no answer for.
+    ``engine="dask"`` reads on the Dask cluster at ``cluster_address`` (a setting), else
+    on a local one of ``workers`` processes."""
+    if out is None:
+        if engine != "local":
+            raise ValueError(f"engine={engine!r} writes its answers to shards: give out=")
+        predictor = load_model(model, settings=settings, **overrides)
+        return predictor.read_many(sources, workers=workers or 1)  # type: ignore[arg-type]
+    from digitctl.batch import SHARD_SIZE, read_batch
+
+    if model is not None:
+        overrides["model"] = Path(model)
+    return read_batch(
+        [os.fspath(p) for p in sources],  # type: ignore[arg-type]
+        out,
+        settings=_settings(settings, overrides),
+        engine=engine,
+        workers=workers,
+        shard_size=shard_size or SHARD_SIZE,
+        recursive=recursive,
+        on_progress=on_progress,
+    )
 
 
 def train(

@@ -49,6 +49,13 @@ class SaveFormat(StrEnum):
     H5 = "h5"
 
 
+class Engine(StrEnum):
+    """Where ``predict --out`` reads a batch (see :mod:`digitctl.batch`)."""
+
+    LOCAL = "local"
+    DASK = "dask"
+
+
 class ExportFormat(StrEnum):
     """Formats of ``digitctl export``."""
 

@@ -17,7 +17,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from digitctl import __version__, ui
-from digitctl.choices import ExportFormat, ReaderName, RecipeName, SaveFormat, Strategy
+from digitctl.choices import Engine, ExportFormat, ReaderName, RecipeName, SaveFormat, Strategy
 from digitctl.config import Settings, describe, load_settings
 from digitctl.errors import ConfigError, DigitctlError
 
@@ -456,6 +456,43 @@ def _prediction_table(outcomes: list[Any], predictor: Any) -> Any:
     return result
 
 
+BatchOutOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--out",
+        help="Folder for JSON Lines shards, one line per input; rerun to finish a stopped batch.",
+    ),
+]
+EngineOption = Annotated[
+    Engine | None,
+    typer.Option(help="With --out: read here (local, the default) or on a Dask cluster."),
+]
+AddressOption = Annotated[
+    str | None,
+    typer.Option(help="--engine dask: the scheduler (tcp://host:8786); none: a local cluster."),
+]
+WorkersOption = Annotated[
+    int | None,
+    typer.Option(min=1, help="With --out: worker processes here (default: one per core)."),
+]
+ShardSizeOption = Annotated[
+    int | None, typer.Option(min=1, help="With --out: inputs per shard file and task (500).")
+]
+
+
+@dataclass
+class BatchRequest:
+    """The --out options of ``predict``."""
+
+    out: Path | None
+    engine: Engine | None
+    address: str | None
+    workers: int | None
+    shard_size: int | None
+    recursive: bool
+    as_json: bool
+
+
 @app.command()
 @handles_errors
 def predict(
@@ -497,11 +534,17 @@ def predict(
     as_json: Annotated[
         bool, typer.Option("--json", help="JSON Lines on stdout, one object per input.")
     ] = False,
+    out: BatchOutOption = None,
+    engine: EngineOption = None,
+    address: AddressOption = None,
+    workers: WorkersOption = None,
+    shard_size: ShardSizeOption = None,
 ) -> None:
     """Read the digits in each image: drawings, photos of ink on paper, scans, forms.
 
     Every digit is read, left to right (lines top to bottom): a number such as "2026" is one
-    answer. Letters, symbols and drawings are answered "not a digit".
+    answer. Letters, symbols and drawings are answered "not a digit". With --out, a batch
+    of any size is read into resumable JSON Lines shards, here or on a Dask cluster.
     """
     from digitctl.process import tune_process
 
@@ -509,6 +552,9 @@ def predict(
     from digitctl import inference
 
     settings = _state(ctx).settings(model=model, unsafe_load=unsafe_load, reader=reader)
+    if out is not None or engine is not None:
+        batch = BatchRequest(out, engine, address, workers, shard_size, recursive, as_json)
+        return _predict_batch(ctx, paths, batch, settings, bool(save_view or plot))
     items = inference.collect_inputs(paths, recursive=recursive)
     if plot and len(items) != 1:
         raise typer.BadParameter(f"draws one image, got {len(items)} inputs", param_hint="--plot")
@@ -541,6 +587,59 @@ def predict(
         ui.info(inference.summary_line(outcomes, progress.seconds))
     if any(outcome.error is not None for outcome in outcomes):
         raise typer.Exit(1)
+
+
+def _predict_batch(
+    ctx: typer.Context, paths: list[str], batch: BatchRequest, settings: Settings, views: bool
+) -> None:
+    """``predict --out``: shards in a folder, a progress bar, a summary (exit 1 on errors)."""
+    from digitctl.batch import SHARD_SIZE, read_batch
+
+    if batch.out is None:
+        raise typer.BadParameter("needs --out FOLDER for the answers", param_hint="--engine")
+    if views:
+        raise typer.BadParameter("not with --out", param_hint="--save-view/--plot")
+    if batch.address is not None:
+        settings = settings.with_overrides(cluster_address=batch.address)
+    with ui.task_progress() as progress:
+        task = progress.add_task("reading", total=None, status="")
+
+        def show(step: Any) -> None:
+            for message in step.new_errors:
+                progress.console.print("Error: " + message, style="bold red", markup=False)
+            status = f"{step.images_per_second:.0f} img/s, {step.errors} error(s)"
+            progress.update(task, completed=step.done, total=step.total, status=status)
+
+        summary = read_batch(
+            paths,
+            batch.out,
+            settings=settings,
+            engine=batch.engine or "local",
+            workers=batch.workers,
+            shard_size=batch.shard_size or SHARD_SIZE,
+            recursive=batch.recursive,
+            on_progress=show,
+        )
+    if batch.as_json:
+        ui.print_json(summary.as_dict())
+    else:
+        ui.out_console().print(_batch_table(summary))
+    if summary.errors_before + summary.errors:
+        raise typer.Exit(1)
+
+
+def _batch_table(summary: Any) -> Any:
+    rows = [
+        ("answers in", str(summary.out)),
+        ("inputs", f"{summary.total:,}"),
+        ("read now", f"{summary.answered:,} in {summary.shards} shard(s)"),
+        ("answered before", f"{summary.answered_before:,}"),
+        ("errors", f"{summary.errors_before + summary.errors:,}"),
+        ("engine", f"{summary.engine}, {summary.workers} worker(s)"),
+        ("start-up", f"{summary.startup_seconds:.1f} s"),
+        ("time", f"{summary.seconds:.1f} s ({summary.images_per_second:.0f} images/s)"),
+    ]
+    return ui.table("Batch", ["", ""], rows)
 
 
 @app.command()

@@ -52,6 +52,7 @@ class Settings:
     uncertain_below: float = 0.6
     unsafe_load: bool = False
     reader: str = "rules"  # rules, or line: the line reader (digitctl.linereading)
+    cluster_address: str | None = None  # Dask scheduler for predict --engine dask
     # Serving
     host: str = "127.0.0.1"
     port: int = 8501

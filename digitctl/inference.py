@@ -555,9 +555,14 @@ def _input_draft(item: PredictInput) -> reading.Draft | ImageError:
     return _draft_or_error(item.source)  # type: ignore[arg-type]
 
 
-def predict_inputs(predictor: Predictor, items: Sequence[PredictInput]) -> Iterator[PredictOutcome]:
-    """One outcome per item, in order; each failure carries one line that names the input."""
-    workers = preprocess_workers(sum(item.error is None for item in items))
+def predict_inputs(
+    predictor: Predictor, items: Sequence[PredictInput], workers: int | None = None
+) -> Iterator[PredictOutcome]:
+    """One outcome per item, in order; each failure carries one line that names the input.
+
+    ``workers``: processes to read in (default: :func:`preprocess_workers`)."""
+    if workers is None:
+        workers = preprocess_workers(sum(item.error is None for item in items))
     answers = predictor._answers(items, workers, _forked_read_input, _input_draft)
     model = predictor.describe()
     for item, answer in zip(items, answers, strict=True):

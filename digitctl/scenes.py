@@ -40,6 +40,7 @@ TRAIN_WIDTH = 256  # training strips are padded (or squeezed) to this width
 MAX_LABEL = 16  # characters in a target at most
 NEGATIVE_SHARE = 0.16
 LONE_ONE_SHARE = 0.25  # of one-digit scenes: a lone "1", the digit most like furniture
+TIGHT_SHARE = 0.15  # scenes cropped to the ink (strokes touch or are cut by every edge)
 BIG_SHARE = 0.08  # scenes drawn 80-220 px a digit with the same pens: thin lines
 LENGTH_WEIGHTS = {1: 0.2, 2: 0.16, 3: 0.16, 4: 0.13, 5: 0.1, 6: 0.09, 7: 0.08, 8: 0.08}
 SOURCE_WEIGHTS = {"mnist": 0.62, "strokes": 0.18, "font": 0.2}
@@ -722,6 +723,9 @@ def render_scene(
     side = rng.uniform(0.0, 1.2, 2) * digit_height if rng.random() < 0.85 else np.zeros(2)
     if rng.random() < 0.18:  # a number in a wide field, a digit on a wide canvas
         side[int(rng.integers(2))] += rng.uniform(1, 6) * digit_height
+    tight = rng.random() < TIGHT_SHARE and ink is not None
+    if tight:  # cropped to the ink, strokes touching (or cut by) every edge
+        height, side = content_h, np.zeros(2)
     width = int(round(content_w + side.sum()))
     width = max(width, 4)
     top = int(round((height - content_h) * rng.uniform(0.1, 0.9)))
@@ -731,6 +735,13 @@ def render_scene(
         region = coverage[top : top + content_h, left : left + content_w]
         region[...] = ink[: region.shape[0], : region.shape[1]]
     box = (top, left, top + content_h, left + content_w)
+    if tight:
+        cut = [
+            int(rng.integers(0, max(1, int(0.06 * n)) + 1)) for n in (height,) * 2 + (width,) * 2
+        ]
+        coverage = coverage[cut[0] : height - cut[1], cut[2] : width - cut[3]]
+        height, width = coverage.shape
+        box = (0, 0, height, width)
     layers = _furniture((height, width), box, spans, content_h, rng, furniture)
     if negative and ink is None and not layers:  # nothing at all: an empty field of paper
         layers = [(_smooth_noise((height, width), 8, rng) * 0.1, 1.0)]

@@ -23,7 +23,7 @@ COMMANDS = [
     "feedback",
     "finetune",
 ]
-HEAVY = ["tensorflow", "keras", "matplotlib", "sklearn", "streamlit"]
+HEAVY = ["tensorflow", "keras", "matplotlib", "sklearn", "streamlit", "distributed"]
 
 
 def test_top_level_help_lists_every_command() -> None:
