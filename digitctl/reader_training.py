@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from digitctl.config import Settings
 
-SCENES_VERSION = 2  # bump when the generator changes, so cached scenes are rendered anew
+SCENES_VERSION = 3  # bump when the generator changes, so cached scenes are rendered anew
 RENDER_CHUNK = 500
 
 
