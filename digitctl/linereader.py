@@ -263,19 +263,3 @@ class LineModel:
         strip = normalize_line(image)
         probabilities = self.probabilities(padded(strip)[None])[0]
         return ctc_decode(probabilities, valid_steps=-(-strip.shape[1] // STRIDE))
-
-    def read_many(self, images: list[np.ndarray], batch: int = 32) -> list[LineReading]:
-        """Read many crops, batched by strip width."""
-        strips = [normalize_line(image) for image in images]
-        readings: list[LineReading | None] = [None] * len(strips)
-        by_width: dict[int, list[int]] = {}
-        for i, strip in enumerate(strips):
-            by_width.setdefault(padded(strip).shape[1], []).append(i)
-        for width, members in by_width.items():
-            for start in range(0, len(members), batch):
-                chunk = members[start : start + batch]
-                stacked = np.stack([padded(strips[i], width) for i in chunk])
-                for i, row in zip(chunk, self.probabilities(stacked), strict=True):
-                    valid = -(-strips[i].shape[1] // STRIDE)
-                    readings[i] = ctc_decode(row, valid_steps=valid)
-        return [r for r in readings if r is not None]

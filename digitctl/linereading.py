@@ -6,9 +6,10 @@ No rule here decides what is furniture: the model has learned to ignore boxes, r
 margins, patterns and letters. What is left is generic:
 
 - a blank image (no ink stands out anywhere) is "no digit found";
-- the writing is looked for as bands of rows that hold ink, so that a small number on a
-  large page, or two lines of writing, are read one line at a time, each cropped with a
-  margin (:func:`find_lines`); a band the model reads nothing in is dropped;
+- the image is read whole, as the model was trained; the writing is also looked for as
+  bands of rows that hold ink (:func:`find_lines`), and read one cropped band at a time
+  where the model is surer of that (two lines of writing), or where the whole reading
+  found nothing and the writing is small in the image (a number on a large page);
 - each digit's box comes from the CTC alignment (its columns) and the ink in them (its
   rows); its probabilities are the line model's, multiplied by the digit classifier's
   reading of that box when a classifier is given (``classify``).
