@@ -5,12 +5,32 @@ TensorFlow and Keras are imported inside the functions that need them."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 if TYPE_CHECKING:
     from rich.progress import Progress
+
+
+@dataclass
+class CtcTrainResult:
+    """What training a CTC model wrote: the ``.keras``, its LiteRT export and its card."""
+
+    model_path: Path
+    lite_path: Path
+    card_path: Path
+    card: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "model": str(self.model_path),
+            "lite": str(self.lite_path),
+            "card": str(self.card_path),
+            **self.card,
+        }
 
 
 def ctc_loss(blank: int) -> Callable[[Any, Any], Any]:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from digitctl.ctc import ctc_loss, progress_callback, softmax
+from digitctl.ctc import CtcTrainResult, ctc_loss, progress_callback, softmax
 from digitctl.linereader import BLANK, CHARSET, READER_NAME, STRIDE, ctc_decode
 from digitctl.scenes import MAX_LABEL, TRAIN_WIDTH, DigitPools, render_batch
 
@@ -155,21 +155,8 @@ def render_scenes(
 
 
 @dataclass
-class ReaderTrainResult:
+class ReaderTrainResult(CtcTrainResult):
     """What ``digitctl train --recipe reader`` did: the files and the figures."""
-
-    model_path: Path
-    lite_path: Path
-    card_path: Path
-    card: dict[str, Any]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "model": str(self.model_path),
-            "lite": str(self.lite_path),
-            "card": str(self.card_path),
-            **self.card,
-        }
 
     def summary_rows(self) -> list[tuple[str, Any]]:
         card = self.card

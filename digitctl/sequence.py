@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
-from digitctl.ctc import ctc_loss, progress_callback, softmax
+from digitctl.ctc import CtcTrainResult, ctc_loss, progress_callback, softmax
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -331,21 +331,8 @@ def string_accuracy(probabilities: np.ndarray, targets: np.ndarray) -> float:
 
 
 @dataclass
-class SequenceTrainResult:
+class SequenceTrainResult(CtcTrainResult):
     """What ``digitctl train --recipe sequence`` did: the files and the figures."""
-
-    model_path: Path
-    lite_path: Path
-    card_path: Path
-    card: dict[str, Any]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "model": str(self.model_path),
-            "lite": str(self.lite_path),
-            "card": str(self.card_path),
-            **self.card,
-        }
 
     def summary_rows(self) -> list[tuple[str, Any]]:
         card = self.card
