@@ -38,6 +38,7 @@ so a bigger set starts with the items of a smaller one.
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import json
 import os
@@ -1171,16 +1172,23 @@ def write_set(
             file=sys.stderr,
         )
     images, labels = data if data is not None else load_mnist_test(mnist)
+    render = functools.partial(render_item, name, seed=seed, images=images, labels=labels)
+    return write_items(folder, name, count, seed, VERSION, render, fonts)
+
+
+def write_items(folder, name, count, seed, version, render, fonts=None) -> Path:
+    """Items ``render(i)`` → (bytes, extension, label entry) for i < ``count`` written with
+    their ``labels.json`` under a temporary name, then renamed to ``folder`` (atomic)."""
     tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     items = []
     for i in range(count):
-        blob, ext, entry = render_item(name, i, seed, images, labels)
+        blob, ext, entry = render(i)
         file = f"{i:05d}.{ext}"
         (tmp / file).write_bytes(blob)
         items.append({"file": file, **entry})
-    document = {"set": name, "count": count, "seed": seed, "version": VERSION, "items": items}
+    document = {"set": name, "count": count, "seed": seed, "version": version, "items": items}
     if fonts is not None:
         document["fonts"] = fonts
     (tmp / "labels.json").write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n")

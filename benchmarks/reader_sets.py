@@ -33,10 +33,8 @@ figures; seed 1 is for validation (the default).
 from __future__ import annotations
 
 import argparse
+import functools
 import io
-import json
-import os
-import shutil
 import sys
 import time
 import zlib
@@ -939,26 +937,11 @@ def write_set(
         )
         return None
     images, labels = data if data is not None else fs.load_mnist_test(mnist)
-    tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    items = []
-    for i in range(count):
-        blob, ext, entry = render_item(name, i, seed, images, labels)
-        file = f"{i:05d}.{ext}"
-        (tmp / file).write_bytes(blob)
-        items.append({"file": file, **entry})
-    document = {"set": name, "count": count, "seed": seed, "version": VERSION, "items": items}
-    if fonts is not None:
-        document["fonts"] = fonts
-    (tmp / "labels.json").write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n")
-    shutil.rmtree(folder, ignore_errors=True)
-    os.replace(tmp, folder)
-    return folder
+    render = functools.partial(render_item, name, seed=seed, images=images, labels=labels)
+    return fs.write_items(folder, name, count, seed, VERSION, render, fonts)
 
 
-def read_labels(folder: Path) -> dict:
-    return json.loads((Path(folder) / "labels.json").read_text())
+read_labels = fs.read_labels
 
 
 def contact_sheet(folder: Path, out: Path, count: int = 48, cell: int = 128) -> Path:
