@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from digitctl.config import Settings
 
-SCENES_VERSION = 3  # bump when the generator changes, so cached scenes are rendered anew
+SCENES_VERSION = 4  # bump when the generator changes, so cached scenes are rendered anew
 RENDER_CHUNK = 500
 
 
@@ -37,13 +37,13 @@ RENDER_CHUNK = 500
 class ReaderRecipe:
     """How the line reader is trained (recorded in its card)."""
 
-    train_scenes: int = 300_000
+    train_scenes: int = 320_000
     validation_scenes: int = 3_000
     epochs: int = 3
     batch_size: int = 64
     learning_rate: float = 2e-3
-    filters: tuple[int, int, int, int] = (16, 32, 64, 96)
-    head: int = 128
+    filters: tuple[int, int, int, int] = (32, 64, 96, 160)
+    head: int = 192
     seed: int = 0
 
 

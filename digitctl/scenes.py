@@ -40,7 +40,11 @@ TRAIN_WIDTH = 256  # training strips are padded (or squeezed) to this width
 MAX_LABEL = 16  # characters in a target at most
 NEGATIVE_SHARE = 0.16
 LONE_ONE_SHARE = 0.25  # of one-digit scenes: a lone "1", the digit most like furniture
-TIGHT_SHARE = 0.15  # scenes cropped to the ink (strokes touch or are cut by every edge)
+TIGHT_SHARE = 0.2  # scenes cropped to the ink (strokes touch or are cut by every edge)
+# Of the tight scenes, those captured tiny: the whole crop 7-20 px high (a digit cut from
+# a low-resolution scan; v3 read nothing on 15 of 200 such crops, seed 1).
+TINY_SHARE = 0.3
+TOUCHING_SHARE = 0.35  # strings written touching and overlapping (v3: 0.25; touching 76%)
 BIG_SHARE = 0.08  # scenes drawn 80-220 px a digit with the same pens: thin lines
 LENGTH_WEIGHTS = {1: 0.2, 2: 0.16, 3: 0.16, 4: 0.13, 5: 0.1, 6: 0.09, 7: 0.08, 8: 0.08}
 SOURCE_WEIGHTS = {"mnist": 0.62, "strokes": 0.18, "font": 0.2}
@@ -231,11 +235,15 @@ class DigitPools:
 
 
 def _mnist_digit(
-    pools: DigitPools, digit: int, height: int, rng: np.random.Generator
+    pools: DigitPools, digit: int, height: int, rng: np.random.Generator, pen: float = 0.0
 ) -> np.ndarray:
+    """An MNIST digit ``height`` px high; ``pen`` widens (or thins) its strokes by that
+    share of the height: MNIST's own pen is one width, people's range from fineliners
+    to markers."""
     pool = pools.by_digit[digit]
     array = _crop(pool[int(rng.integers(len(pool)))].astype(np.float32) / 255.0, 0.1)
     array = _to_height(array, height, rng.uniform(0.8, 1.25))
+    array = _pen(array, int(round(pen * height)))
     if digit == 1 and rng.random() < 0.3:  # continental 1: a long flag, sometimes a base
         array = _with_strokes(array, _one_flag(array, rng), rng)
     elif digit == 7 and rng.random() < 0.3:  # crossed 7
@@ -390,10 +398,12 @@ def _write_string(
     font = _FONT_FILES[int(rng.integers(len(_FONT_FILES)))]
     pen = int(rng.choice([1, 1, 2, 2, 2, 3, 3, 4, 5, 7, 10])) if source == "strokes" else 0
     sep_pen = max(1, pen or max(1, height // 12))
+    # One writer, one pen: MNIST digits of a string share a stroke-width change.
+    mnist_pen = float(rng.uniform(-0.04, 0.08)) if rng.random() < 0.5 else 0.0
     gap_kind = rng.random()
-    if gap_kind < 0.25:  # touching and overlapping
-        gaps = (-0.3, 0.02)
-    elif gap_kind < 0.75:
+    if gap_kind < TOUCHING_SHARE:  # touching and overlapping
+        gaps = (-0.35, 0.02)
+    elif gap_kind < TOUCHING_SHARE + 0.45:
         gaps = (0.02, 0.35)
     else:
         gaps = (0.2, 1.0)
@@ -409,7 +419,7 @@ def _write_string(
             if small_zero and digit == 0:
                 h = int(round(height * rng.uniform(0.45, 0.7)))
             if this_source == "mnist":
-                coverage = _mnist_digit(pools, digit, h, rng)
+                coverage = _mnist_digit(pools, digit, h, rng, mnist_pen)
             elif this_source == "strokes":
                 coverage = _stroke_digit(digit, h, pen, rng)
             else:
@@ -755,19 +765,27 @@ def render_scene(
     grey = paper * light
     if rng.random() < 0.3:  # shading or a shadow
         grey *= 1.0 - rng.uniform(0.1, 0.45) * _smooth_noise((height, width), 3, rng)
-    grey = _capture(grey, digit_height, rng, big)
+    tiny = tight and rng.random() < TINY_SHARE
+    grey = _capture(grey, digit_height, rng, big, float(rng.uniform(7, 20)) if tiny else None)
     if rng.random() < 0.12:
         grey = 1.0 - grey
     return Scene(np.round(np.clip(grey, 0, 1) * 255).astype(np.uint8), target)
 
 
 def _capture(
-    grey: np.ndarray, digit_height: int, rng: np.random.Generator, big: bool = False
+    grey: np.ndarray,
+    digit_height: int,
+    rng: np.random.Generator,
+    big: bool = False,
+    crop_height: float | None = None,
 ) -> np.ndarray:
-    """Resolution, blur, noise and JPEG of a scan or a photo."""
+    """Resolution, blur, noise and JPEG of a scan or a photo; ``crop_height``: the whole
+    crop brought to that many pixels high (a tiny crop)."""
     h, w = grey.shape
     u = rng.random()
-    if big:  # kept large: what matters is the thin pen
+    if crop_height is not None:
+        scale = crop_height / h
+    elif big:  # kept large: what matters is the thin pen
         scale = rng.uniform(0.6, 1.2)
     elif u < 0.22:  # low resolution: digits 8-16 px high
         scale = rng.uniform(8, 16) / digit_height
