@@ -42,16 +42,23 @@ FAINT_FLOOR = 0.4
 
 def to_grey(image: np.ndarray) -> np.ndarray:
     """Any decoded image (H×W, H×W×3 or H×W×4; uint8 or float in [0, 1]) as float32 grey
-    in [0, 1]; a transparent pixel is paper (white), as a canvas drawing is."""
+    in [0, 1]. A transparent pixel is paper, as in a canvas drawing: white under dark ink,
+    black under light ink (a white pen on a transparent canvas would vanish on white)."""
     array = np.asarray(image)
     scale = 255.0 if array.dtype == np.uint8 else 1.0
     array = array.astype(np.float32) / scale
     if array.ndim == 2:
         return array
+    grey = array[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
     if array.shape[2] == 4:
-        alpha = array[..., 3:4]
-        array = array[..., :3] * alpha + (1.0 - alpha)
-    return array[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
+        alpha = array[..., 3]
+        opaque = alpha > 0.5
+        paper = 1.0
+        # Ink drawn on a transparent canvas: the opaque pixels are the (minority) ink.
+        if 0 < opaque.mean() < 0.5 and float(np.median(grey[opaque])) > 0.5:
+            paper = 0.0
+        grey = grey * alpha + paper * (1.0 - alpha)
+    return grey
 
 
 def ink_signal(grey: np.ndarray) -> np.ndarray:

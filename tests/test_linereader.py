@@ -40,6 +40,23 @@ def test_a_transparent_canvas_is_paper_and_its_strokes_are_ink() -> None:
     assert strip[:, :10].max() < 0.05, "the transparent part reads as paper"
 
 
+def test_a_white_pen_on_a_transparent_canvas_is_ink_on_dark_paper() -> None:
+    rgba = np.zeros((60, 90, 4), np.uint8)  # transparent black, as canvases store it
+    rgba[10:50, 40:46] = (255, 255, 255, 255)
+    grey = linereader.to_grey(rgba)
+    assert grey[30, 42] == pytest.approx(1.0) and grey[30, 10] == pytest.approx(0.0)
+    strip = linereader.normalize_line(rgba)
+    assert strip.max() == pytest.approx(1.0) and strip[:, :10].max() < 0.05
+
+
+def test_an_opaque_light_page_with_a_transparent_border_stays_light() -> None:
+    rgba = np.zeros((60, 90, 4), np.uint8)
+    rgba[5:55, 5:85] = (240, 240, 240, 255)  # most of the image: an opaque light page
+    rgba[20:40, 40:44] = (10, 10, 10, 255)
+    grey = linereader.to_grey(rgba)
+    assert grey[1, 1] == pytest.approx(1.0) and grey[30, 42] < 0.1
+
+
 def test_ink_under_half_a_percent_of_a_page_still_reaches_full_strength() -> None:
     page = np.full((1500, 2000), 250, np.uint8)
     page[600:900, 950:970] = 10  # 0.2% of the pixels

@@ -114,6 +114,35 @@ def test_long_strokes_at_the_edge_are_not_taken_for_writing() -> None:
     assert line.left > 60 and line.top > 40
 
 
+def test_two_lines_written_close_are_found_as_two_and_read_top_to_bottom() -> None:
+    page = _paper(150, 300)
+    _write(page, 20, 30, 50, 200)
+    _write(page, 85, 40, 50, 220)  # a gap of 15 px: under LINE_GAP, over CLOSE_GAP
+    mask = linereading.writing_mask(page)
+    assert len(linereading.find_lines(mask)) == 1, "the wide-gap rule joins them"
+    top, bottom = linereading.find_lines(mask, close_lines=True)
+    assert top.bottom <= 90 and bottom.top >= 60
+    model = ScriptedModel(("3", 0.3), ("12", 0.95), ("345", 0.95))  # whole, then each line
+    answer = linereading.read_image(page, (300, 150), model)
+    assert answer.text == "12\n345" and [d.line for d in answer.digits] == [0, 0, 1, 1, 1]
+
+
+def test_a_digit_broken_at_its_waist_is_not_split_into_two_lines() -> None:
+    page = _paper(120, 120)
+    _write(page, 20, 40, 38, 40)
+    _write(page, 61, 40, 38, 40)  # 3 px apart: under a quarter of a band
+    mask = linereading.writing_mask(page)
+    assert len(linereading.find_lines(mask, close_lines=True)) == 1
+
+
+def test_a_short_band_near_a_line_joins_it() -> None:
+    page = _paper(150, 300)
+    _write(page, 20, 30, 8, 40)  # a flag or dash above, 8 px high
+    _write(page, 34, 30, 60, 200)
+    (line,) = linereading.find_lines(linereading.writing_mask(page), close_lines=True)
+    assert line.top <= 20 and line.bottom >= 94
+
+
 def test_a_tight_crop_is_read_whole() -> None:
     page = _paper(40, 30)
     page[:, 12:18] = 0.05  # a "1" from edge to edge
