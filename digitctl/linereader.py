@@ -61,17 +61,35 @@ def to_grey(image: np.ndarray) -> np.ndarray:
     return grey
 
 
+# Levels in [0, 1] are ranked in 1/1020 steps: four a grey level of 8-bit images, so that
+# their own levels come back exactly.
+QUANTILE_BINS = 1021
+
+
+def quantiles(values: np.ndarray, qs: tuple[float, ...]) -> list[float]:
+    """The ``qs`` quantiles of ``values`` in [0, 1], to 1/1020: from a histogram, one pass
+    over the pixels, where ``np.quantile`` partitions the array once per quantile (a
+    third of the time to read a 640-px photo went there)."""
+    flat = np.asarray(values, np.float32).ravel()
+    if flat.size <= 4096:
+        return [float(v) for v in np.quantile(flat, qs)]
+    bins = np.clip(flat * (QUANTILE_BINS - 1) + 0.5, 0, QUANTILE_BINS - 1).astype(np.int32)
+    cumulative = np.cumsum(np.bincount(bins, minlength=QUANTILE_BINS))
+    ranks = [min(flat.size - 1, int(q * (flat.size - 1))) for q in qs]
+    found = np.searchsorted(cumulative, np.array(ranks) + 1)
+    return [float(b) / (QUANTILE_BINS - 1) for b in found]
+
+
 def ink_signal(grey: np.ndarray) -> np.ndarray:
     """Grey in [0, 1] as ink high on paper near 0: the polarity is whichever side of the
     paper level (the median) reaches further, and the scale puts strong ink near 1."""
-    paper = float(np.median(grey))
-    low, high = np.quantile(grey, (0.01, 0.99))
+    low, paper, high = quantiles(grey, (0.01, 0.5, 0.99))
     if high - low < 0.02:  # little ink: look at the extremes instead
         low, high = float(grey.min()), float(grey.max())
     dark = paper - low
     ink = paper - grey if dark >= high - paper else grey - paper
     ink = np.maximum(ink, 0.0)
-    strong = float(np.quantile(ink, 0.995)) if ink.size else 0.0
+    strong = quantiles(ink, (0.995,))[0] if ink.size else 0.0
     if strong < 0.5 * float(ink.max()):  # the ink is under 0.5% of the pixels
         strong = 0.5 * float(ink.max())
     return np.clip(ink / max(strong, 0.04), 0.0, 1.0).astype(np.float32)
@@ -94,7 +112,7 @@ def normalize_line(image: np.ndarray) -> np.ndarray:
         ink = cv2.dilate(ink, np.ones((side, side), np.uint8))
     method = cv2.INTER_AREA if h > STRIP_HEIGHT else cv2.INTER_LINEAR
     strip = cv2.resize(np.ascontiguousarray(ink), (width, STRIP_HEIGHT), interpolation=method)
-    peak = float(np.quantile(strip, 0.998)) if strip.size else 0.0
+    peak = quantiles(strip, (0.998,))[0] if strip.size else 0.0
     strip = strip / max(peak, FAINT_FLOOR)
     if width < MIN_WIDTH:
         left = (MIN_WIDTH - width) // 2

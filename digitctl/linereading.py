@@ -111,7 +111,7 @@ def writing_mask(grey: np.ndarray) -> np.ndarray:
     background = cv2.resize(coarse, (sw, sh), interpolation=cv2.INTER_LINEAR).astype(np.int16)
     dark = np.maximum(background - levels, 0)
     light = np.maximum(levels - background, 0)
-    reach_dark, reach_light = np.quantile(dark, 0.999), np.quantile(light, 0.999)
+    reach_dark, reach_light = (_level_quantile(side, 0.999) for side in (dark, light))
     signal = dark if reach_dark >= reach_light else light
     reach = max(float(max(reach_dark, reach_light)), BLANK_CONTRAST * 255)
     local = signal > 0.5 * reach
@@ -125,6 +125,12 @@ def writing_mask(grey: np.ndarray) -> np.ndarray:
     if factor > 1:
         mask = cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
     return mask
+
+
+def _level_quantile(levels: np.ndarray, q: float) -> int:
+    """The ``q`` quantile of grey levels 0..255, counted (not sorted)."""
+    cumulative = np.cumsum(np.bincount(levels.ravel(), minlength=256))
+    return int(np.searchsorted(cumulative, int(q * (levels.size - 1)) + 1))
 
 
 def _edge_strokes(strong: np.ndarray) -> np.ndarray:

@@ -109,3 +109,14 @@ def test_boxes_map_the_alignment_back_to_the_input_pixels() -> None:
     # half a step of margin on each side
     assert boxes == [(12, 0, 28, 64), (36, 0, 52, 64)]
     assert all(x1 - x0 == 2 * 2 * STRIDE for x0, _, x1, _ in boxes)
+
+
+def test_quantiles_from_the_histogram_match_numpy_to_a_grey_level() -> None:
+    rng = np.random.default_rng(0)
+    for values in (rng.random(50_000), rng.random(50_000) ** 8, rng.integers(0, 256, 9000) / 255):
+        qs = (0.01, 0.5, 0.99, 0.995)
+        np.testing.assert_allclose(
+            linereader.quantiles(values, qs), np.quantile(values, qs), atol=1 / 1020
+        )
+    levels = np.array([30, 235, 235, 235] * 2000) / 255  # an 8-bit image's own levels
+    assert linereader.quantiles(levels, (0.5,)) == [pytest.approx(235 / 255, abs=1e-9)]
