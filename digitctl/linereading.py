@@ -12,7 +12,9 @@ margins, patterns and letters. What is left is generic:
   found nothing and the writing is small in the image (a number on a large page);
 - each digit's box comes from the CTC alignment (its columns) and the ink in them (its
   rows); its probabilities are the line model's, multiplied by the digit classifier's
-  reading of that box when a classifier is given (``classify``).
+  reading of that box when a classifier is given (``classify``);
+- where the line model reads nothing, the digit classifier's reading of all the ink is
+  a second opinion, kept when it is sure by the card's thresholds.
 """
 
 from __future__ import annotations
@@ -252,12 +254,90 @@ def read_image(
         ]
         line_number += 1
     if not digits:
+        second = _digit_model_reading(ink, model, classify, uncertain_below, size, frame)
+        if second is not None:
+            return second
         sure = max((r.confidence for r in readings), default=1.0)
         return Reading(
             "", [], "not_a_digit", "not a digit: the line reader reads no digit", sure, size
         )
     not_digit = max(d.not_digit for d in digits)
     return Reading("\n".join(texts), digits, "ok", None, not_digit, size, separators)
+
+
+@dataclass
+class DigitOpinion:
+    """The digit model's reading of all of an image's ink as one digit."""
+
+    label: int
+    sure: float  # its probability among the ten digits
+    not_digit: float  # the model's "not a digit" probability (0 without that class)
+    probabilities: np.ndarray
+    view: np.ndarray
+
+
+def digit_opinion(
+    ink: np.ndarray, classify: Callable[[np.ndarray], np.ndarray]
+) -> DigitOpinion | None:
+    """What the digit model reads in all of ``ink`` (:func:`ink_signal`), None when there
+    is no ink to view."""
+    try:
+        view = view_from_ink(ink)
+    except NoDigitFound:
+        return None
+    row = np.asarray(classify(view[None])[0], np.float64)
+    probabilities = row[:10] / max(float(row[:10].sum()), 1e-12)
+    label = int(probabilities.argmax())
+    not_digit = float(row[10]) if len(row) > 10 else 0.0
+    return DigitOpinion(label, float(probabilities[label]), not_digit, probabilities, view)
+
+
+def _digit_model_reading(
+    ink: np.ndarray,
+    model: LineModel,
+    classify: Callable[[np.ndarray], np.ndarray] | None,
+    uncertain_below: float,
+    size: tuple[int, int],
+    frame: tuple[float, float, float, float],
+) -> Reading | None:
+    """A second opinion where the line model reads nothing: the digit model's reading of
+    all the ink as one digit (:func:`digit_opinion`), kept only when it is sure it is a
+    digit, by the thresholds chosen on validation sets and kept in the line model's card
+    (``reading.digit_model``: ``sure_above``, ``not_digit_below``; written by
+    ``benchmarks/choose_reader_thresholds.py``; no thresholds, no second opinion). A
+    plain digit the line model misses is read; a letter or a shape the digit model calls
+    "not a digit" stays rejected."""
+    limits = getattr(model, "card", {}).get("reading", {}).get("digit_model")
+    if classify is None or not limits:
+        return None
+    opinion = digit_opinion(ink, classify)
+    if (
+        opinion is None
+        or opinion.not_digit >= limits["not_digit_below"]
+        or opinion.sure <= limits["sure_above"]
+    ):
+        return None
+    rows = np.flatnonzero(ink.max(axis=1) > 0.3)
+    cols = np.flatnonzero(ink.max(axis=0) > 0.3)
+    if not len(rows) or not len(cols):
+        return None
+    left, top, scale_x, scale_y = frame
+    box = (
+        int(round(left + cols[0] * scale_x)),
+        int(round(top + rows[0] * scale_y)),
+        int(round(left + (cols[-1] + 1) * scale_x)),
+        int(round(top + (rows[-1] + 1) * scale_y)),
+    )
+    digit = Digit(
+        label=opinion.label,
+        confidence=opinion.sure,
+        probabilities=[float(p) for p in opinion.probabilities],
+        box=box,
+        not_digit=opinion.not_digit,
+        uncertain=opinion.sure < uncertain_below,
+        view=opinion.view,
+    )
+    return Reading(str(opinion.label), [digit], "ok", None, opinion.not_digit, size)
 
 
 def _lines_read(grey: np.ndarray, model: LineModel) -> tuple[list[Line], list[LineReading]]:

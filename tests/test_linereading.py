@@ -244,3 +244,43 @@ def test_the_bundled_line_reader_reads_digits_and_not_letters_or_shapes() -> Non
     assert predictor.read(letter_a).status == "not_a_digit", "a drawn A is no 4"
     triangle = _drawn(lambda d: d.polygon([(140, 40), (240, 240), (40, 240)], outline=0, width=10))
     assert predictor.read(triangle).status == "not_a_digit"
+
+
+def _digit_model(label: int, sure: float, not_digit: float):
+    def classify(views: np.ndarray) -> np.ndarray:
+        row = np.full(11, (1 - sure) / 9, np.float32)
+        row[label] = sure
+        row[10] = not_digit
+        return np.tile(row, (len(views), 1))
+
+    return classify
+
+
+LIMITS = {"reading": {"digit_model": {"sure_above": 0.95, "not_digit_below": 0.1}}}
+
+
+def test_where_the_line_model_reads_nothing_a_sure_digit_model_reads_the_digit() -> None:
+    page = _paper(60, 60)
+    _write(page, 10, 20, 40, 20)
+    model = ScriptedModel("")
+    model.card = LIMITS
+    answer = linereading.read_image(page, (60, 60), model, _digit_model(7, 0.99, 0.01))
+    assert answer.status == "ok" and answer.text == "7"
+    x0, y0, x1, y1 = answer.digits[0].box
+    assert (x0, y0) == (20, 10) and 30 < x1 <= 41 and y1 == 50, "boxed around the ink"
+
+
+@pytest.mark.parametrize(
+    ("sure", "not_digit", "card"),
+    [(0.99, 0.5, LIMITS), (0.9, 0.01, LIMITS), (0.99, 0.01, {})],
+    ids=["digit-model-says-not-a-digit", "digit-model-unsure", "no-thresholds-in-the-card"],
+)
+def test_the_digit_model_s_second_opinion_needs_sureness_and_thresholds(
+    sure: float, not_digit: float, card: dict
+) -> None:
+    page = _paper(60, 60)
+    _write(page, 10, 20, 40, 20)
+    model = ScriptedModel("")
+    model.card = card
+    answer = linereading.read_image(page, (60, 60), model, _digit_model(7, sure, not_digit))
+    assert answer.status == "not_a_digit" and answer.text == ""
