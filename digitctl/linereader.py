@@ -73,8 +73,11 @@ def quantiles(values: np.ndarray, qs: tuple[float, ...]) -> list[float]:
     flat = np.asarray(values, np.float32).ravel()
     if flat.size <= 4096:
         return [float(v) for v in np.quantile(flat, qs)]
-    bins = np.clip(flat * (QUANTILE_BINS - 1) + 0.5, 0, QUANTILE_BINS - 1).astype(np.int32)
-    cumulative = np.cumsum(np.bincount(bins, minlength=QUANTILE_BINS))
+    if flat.min() < 0.0 or flat.max() > 1.0:
+        flat = np.clip(flat, 0.0, 1.0)
+    half = 0.5 / (QUANTILE_BINS - 1)  # bin k holds the levels nearest k / 1020
+    counts = cv2.calcHist([flat.reshape(1, -1)], [0], None, [QUANTILE_BINS], [-half, 1 + half])
+    cumulative = np.cumsum(counts.ravel())
     ranks = [min(flat.size - 1, int(q * (flat.size - 1))) for q in qs]
     found = np.searchsorted(cumulative, np.array(ranks) + 1)
     return [float(b) / (QUANTILE_BINS - 1) for b in found]
