@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from digitctl.config import Settings
 
-SCENES_VERSION = 4  # bump when the generator changes, so cached scenes are rendered anew
+SCENES_VERSION = 5  # bump when the generator changes, so cached scenes are rendered anew
 RENDER_CHUNK = 500
 
 

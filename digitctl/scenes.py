@@ -38,7 +38,9 @@ from digitctl.linereader import CHARSET, STRIP_HEIGHT, normalize_line, padded
 
 TRAIN_WIDTH = 256  # training strips are padded (or squeezed) to this width
 MAX_LABEL = 16  # characters in a target at most
-NEGATIVE_SHARE = 0.16
+NEGATIVE_SHARE = 0.2
+# Of the negatives, photos filling the crop (faces, flowers, sky: v4 read digits in them)
+PHOTO_SHARE = 0.2
 LONE_ONE_SHARE = 0.25  # of one-digit scenes: a lone "1", the digit most like furniture
 TIGHT_SHARE = 0.2  # scenes cropped to the ink (strokes touch or are cut by every edge)
 # Of the tight scenes, those captured tiny: the whole crop 7-20 px high (a digit cut from
@@ -495,6 +497,35 @@ def _negative_content(height: int, rng: np.random.Generator) -> np.ndarray | Non
     return _to_height(_font_glyph(_FONT_FILES[int(rng.integers(len(_FONT_FILES)))], word), height)
 
 
+def _photo_content(height: int, rng: np.random.Generator) -> np.ndarray:
+    """A photo-like picture, 1.2-3 digit heights high: shading at several scales, blobs
+    and petals of every grey with soft or hard edges, a few thick curves; no writing."""
+    h = int(height * rng.uniform(1.2, 3.0))
+    w = max(8, int(h * rng.uniform(0.6, 1.8)))
+    picture = np.zeros((h, w), np.float32)
+    for cells in rng.choice([2, 3, 5, 9], size=int(rng.integers(1, 4)), replace=False):
+        picture += _smooth_noise((h, w), int(cells), rng) * float(rng.uniform(0.2, 0.8))
+    for _ in range(int(rng.integers(2, 14))):
+        centre = (int(rng.integers(-w // 4, w + w // 4)), int(rng.integers(-h // 4, h + h // 4)))
+        axes = (int(rng.uniform(0.05, 0.6) * w) + 1, int(rng.uniform(0.05, 0.6) * h) + 1)
+        level = float(rng.uniform(0.0, 1.0))
+        if rng.random() < 0.25:  # petals around a centre (a flower)
+            for angle in np.linspace(0, 360, int(rng.integers(6, 18)), endpoint=False):
+                petal = (axes[0] // 2 + 1, max(1, axes[0] // 6))
+                cv2.ellipse(picture, centre, petal, float(angle), 0, 360, level, -1, cv2.LINE_AA)
+        else:
+            angle = float(rng.uniform(0, 180))
+            cv2.ellipse(picture, centre, axes, angle, 0, 360, level, -1, cv2.LINE_AA)
+    for _ in range(int(rng.integers(0, 4))):
+        points = rng.uniform(0, 1, (int(rng.integers(3, 6)), 2)) * (w, h)
+        thick = int(rng.integers(2, max(3, h // 8)))
+        level = float(rng.uniform(0, 1))
+        cv2.polylines(picture, [points.astype(np.int32)], False, level, thick, cv2.LINE_AA)
+    picture = cv2.GaussianBlur(picture, (0, 0), float(rng.uniform(0.3, 2.5)))
+    low, high = float(picture.min()), float(picture.max())
+    return ((picture - low) / max(high - low, 1e-3) * rng.uniform(0.5, 1.0)).astype(np.float32)
+
+
 def _side_by_side(pieces: list[np.ndarray], height: int, rng: np.random.Generator) -> np.ndarray:
     parts, x = [], 0
     for piece in pieces:
@@ -714,8 +745,10 @@ def render_scene(
     digit_height = int(rng.integers(80, 220)) if big else int(rng.integers(24, 48))
     drawn = rng.random() < NEGATIVE_SHARE
     negative = drawn if negative is None else negative
+    photo = False
     if negative:
-        ink = _negative_content(digit_height, rng)
+        photo = rng.random() < PHOTO_SHARE
+        ink = _photo_content(digit_height, rng) if photo else _negative_content(digit_height, rng)
         target, spans = "", []
     else:
         target = _digit_string(rng)
@@ -733,7 +766,7 @@ def render_scene(
     side = rng.uniform(0.0, 1.2, 2) * digit_height if rng.random() < 0.85 else np.zeros(2)
     if rng.random() < 0.18:  # a number in a wide field, a digit on a wide canvas
         side[int(rng.integers(2))] += rng.uniform(1, 6) * digit_height
-    tight = rng.random() < TIGHT_SHARE and ink is not None
+    tight = (rng.random() < TIGHT_SHARE and ink is not None) or photo
     if tight:  # cropped to the ink, strokes touching (or cut by) every edge
         height, side = content_h, np.zeros(2)
     width = int(round(content_w + side.sum()))
