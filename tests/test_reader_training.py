@@ -4,6 +4,7 @@ resumes an interrupted run, and refuses the CNN-only options."""
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from typer.testing import CliRunner
 from digitctl import reader_training
 from digitctl.cli import app
 from digitctl.linereader import BLANK, LineModel
+from digitctl.model import resolve_dtype_policy
 
 
 def test_the_reader_recipe_trains_writes_its_files_and_resumes(
@@ -47,6 +49,11 @@ def test_the_reader_recipe_trains_writes_its_files_and_resumes(
     assert card["recipe"]["train_scenes"] == 64 and card["charset"] == "0123456789.,-/:"
     assert json.loads(resumed.stdout)["kept_epoch"] == card["kept_epoch"]
     assert not (models / ".reader-run").exists(), "the run's state is cleared when done"
+    # Trained in bfloat16 where the CPU has it, served in float32 either way.
+    assert card["trained_in"] == resolve_dtype_policy("auto")
+    config = json.loads(zipfile.ZipFile(models / "digitctl_reader.keras").read("config.json"))
+    policies = {json.dumps(layer["config"].get("dtype")) for layer in config["config"]["layers"]}
+    assert not any("bfloat16" in policy for policy in policies), policies
 
     # The LiteRT export reads strips of any width, TF-free.
     model = LineModel(models / "digitctl_reader.tflite")
