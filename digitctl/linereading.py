@@ -321,13 +321,7 @@ def _digit_model_reading(
     cols = np.flatnonzero(ink.max(axis=0) > 0.3)
     if not len(rows) or not len(cols):
         return None
-    left, top, scale_x, scale_y = frame
-    box = (
-        int(round(left + cols[0] * scale_x)),
-        int(round(top + rows[0] * scale_y)),
-        int(round(left + (cols[-1] + 1) * scale_x)),
-        int(round(top + (rows[-1] + 1) * scale_y)),
-    )
+    box = _input_box(frame, int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
     digit = Digit(
         label=opinion.label,
         confidence=opinion.sure,
@@ -338,6 +332,20 @@ def _digit_model_reading(
         view=opinion.view,
     )
     return Reading(str(opinion.label), [digit], "ok", None, opinion.not_digit, size)
+
+
+def _input_box(
+    frame: tuple[float, float, float, float], x0: int, y0: int, x1: int, y1: int
+) -> tuple[int, int, int, int]:
+    """A box in the working image's pixels as a box in the input's: ``frame`` is the
+    window's corner and scale (x0, y0, input pixels per working pixel across, down)."""
+    left, top, scale_x, scale_y = frame
+    return (
+        int(round(left + x0 * scale_x)),
+        int(round(top + y0 * scale_y)),
+        int(round(left + x1 * scale_x)),
+        int(round(top + y1 * scale_y)),
+    )
 
 
 def _lines_read(grey: np.ndarray, model: LineModel) -> tuple[list[Line], list[LineReading]]:
@@ -352,6 +360,7 @@ def _lines_read(grey: np.ndarray, model: LineModel) -> tuple[list[Line], list[Li
     whole = [Line(0, h, 0, w)]
     whole_reading = model.read(grey)
     mask = writing_mask(grey)
+    whole_sure = _sureness([whole_reading])
     best: tuple[float, list[Line], list[LineReading]] | None = None
     tried = [whole]
     for close_lines in (False, True):
@@ -367,7 +376,7 @@ def _lines_read(grey: np.ndarray, model: LineModel) -> tuple[list[Line], list[Li
         found_small = sum((ln.bottom - ln.top) * (ln.right - ln.left) for ln in lines) < (
             SMALL_WRITING * h * w
         )
-        if sure > _sureness([whole_reading]) or (not whole_reading.text and found_small):
+        if sure > whole_sure or (not whole_reading.text and found_small):
             if best is None or sure > best[0]:
                 best = (sure, lines, readings)
     if best is not None:
@@ -425,13 +434,7 @@ def _digits(
             view = view_from_ink(piece)
         except NoDigitFound:  # no ink in the box: an empty view, read by the line model alone
             view = np.zeros((28, 28), np.float32)
-        left, top, scale_x, scale_y = frame  # the window's corner and scale
-        box = (
-            int(round(left + (line.left + x0) * scale_x)),
-            int(round(top + (line.top + y0) * scale_y)),
-            int(round(left + (line.left + x1) * scale_x)),
-            int(round(top + (line.top + y1) * scale_y)),
-        )
+        box = _input_box(frame, line.left + x0, line.top + y0, line.left + x1, line.top + y1)
         found.append((character.probabilities, view, box))
     scored = classify(np.stack([v for _, v, _ in found])) if classify and found else None
     digits = []
